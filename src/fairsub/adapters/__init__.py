@@ -1,0 +1,1 @@
+"""Everything outside the core: database, email, payments, clocks, password hashing."""

@@ -1,0 +1,154 @@
+"""Repositories for accounts, sign-in sessions, sign-in attempts and password resets."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, Row, delete, func, insert, select, update
+
+from fairsub.adapters.db.tables import accounts, password_resets, sign_in_attempts, web_sessions
+from fairsub.domain.accounts import Account
+from fairsub.services.ports import WebSession
+
+
+def _account(row: Row) -> Account:  # type: ignore[type-arg]
+    return Account(row.id, row.email, row.name, row.region, row.locale, row.timezone)
+
+
+class SqlAccounts:
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    def get(self, account_id: int) -> Account | None:
+        row = self._c.execute(select(accounts).where(accounts.c.id == account_id)).first()
+        return _account(row) if row else None
+
+    def by_email(self, email: str) -> tuple[Account, str] | None:
+        row = self._c.execute(select(accounts).where(accounts.c.email == email)).first()
+        return (_account(row), row.password_hash) if row else None
+
+    def add(
+        self,
+        email: str,
+        name: str,
+        password_hash: str,
+        region: str,
+        locale: str,
+        timezone: str,
+        created_at: datetime,
+    ) -> Account:
+        result = self._c.execute(
+            insert(accounts).values(
+                email=email,
+                name=name,
+                password_hash=password_hash,
+                region=region,
+                locale=locale,
+                timezone=timezone,
+                created_at=created_at,
+            )
+        )
+        return Account(result.inserted_primary_key[0], email, name, region, locale, timezone)
+
+    def set_password_hash(self, account_id: int, password_hash: str) -> None:
+        self._c.execute(
+            update(accounts).where(accounts.c.id == account_id).values(password_hash=password_hash)
+        )
+
+    def count(self) -> int:
+        return int(self._c.execute(select(func.count()).select_from(accounts)).scalar_one())
+
+
+class SqlSessions:
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    def add(self, session: WebSession) -> None:
+        self._c.execute(
+            insert(web_sessions).values(
+                token_hash=session.token_hash,
+                account_id=session.account_id,
+                created_at=session.created_at,
+                last_seen_at=session.last_seen_at,
+            )
+        )
+
+    def get(self, token_hash: str) -> WebSession | None:
+        row = self._c.execute(
+            select(web_sessions).where(web_sessions.c.token_hash == token_hash)
+        ).first()
+        if row is None:
+            return None
+        return WebSession(row.token_hash, row.account_id, row.created_at, row.last_seen_at)
+
+    def touch(self, token_hash: str, at: datetime) -> None:
+        self._c.execute(
+            update(web_sessions)
+            .where(web_sessions.c.token_hash == token_hash)
+            .values(last_seen_at=at)
+        )
+
+    def delete(self, token_hash: str) -> None:
+        self._c.execute(delete(web_sessions).where(web_sessions.c.token_hash == token_hash))
+
+    def delete_for_account(self, account_id: int) -> None:
+        self._c.execute(delete(web_sessions).where(web_sessions.c.account_id == account_id))
+
+
+class SqlSignInAttempts:
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    def record(self, email: str, address: str, at: datetime, succeeded: bool) -> None:
+        self._c.execute(
+            insert(sign_in_attempts).values(
+                email=email, address=address, at=at, succeeded=succeeded
+            )
+        )
+
+    def _failures(self, column: str, value: str, since: datetime) -> int:
+        t = sign_in_attempts
+        query = (
+            select(func.count())
+            .select_from(t)
+            .where(t.c[column] == value, t.c.at >= since, t.c.succeeded.is_(False))
+        )
+        return int(self._c.execute(query).scalar_one())
+
+    def failures_for_email(self, email: str, since: datetime) -> int:
+        return self._failures("email", email, since)
+
+    def failures_for_address(self, address: str, since: datetime) -> int:
+        return self._failures("address", address, since)
+
+    def clear_email(self, email: str) -> None:
+        self._c.execute(delete(sign_in_attempts).where(sign_in_attempts.c.email == email))
+
+
+class SqlPasswordResets:
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    def add(
+        self, token_hash: str, account_id: int, created_at: datetime, expires_at: datetime
+    ) -> None:
+        self._c.execute(
+            insert(password_resets).values(
+                token_hash=token_hash,
+                account_id=account_id,
+                created_at=created_at,
+                expires_at=expires_at,
+            )
+        )
+
+    def get(self, token_hash: str) -> tuple[int, datetime, datetime | None] | None:
+        t = password_resets
+        row = self._c.execute(select(t).where(t.c.token_hash == token_hash)).first()
+        return (row.account_id, row.expires_at, row.used_at) if row else None
+
+    def mark_used(self, token_hash: str, at: datetime) -> bool:
+        t = password_resets
+        result = self._c.execute(
+            update(t).where(t.c.token_hash == token_hash, t.c.used_at.is_(None)).values(used_at=at)
+        )
+        return result.rowcount == 1

@@ -1,0 +1,72 @@
+"""Engines for SQLite (embedded, WAL) and PostgreSQL, with one write discipline for both.
+
+Write transactions must not interleave on the rows they change. PostgreSQL gets that
+from SELECT ... FOR UPDATE in the repositories. SQLite has no row locks, so a write
+transaction starts with BEGIN IMMEDIATE (taking the database's write lock up front,
+never failing half-way with SQLITE_BUSY on upgrade), and writers inside one process
+queue on a lock first instead of sleep-polling in SQLite's busy handler.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+WRITE_OPTION = "fairsub_write"
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    database = parsed.database or ""
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+    if database in ("", ":memory:"):
+        kwargs["poolclass"] = NullPool
+    engine = create_engine(url, **kwargs)
+    _sqlite_discipline(engine)
+    return engine
+
+
+def _sqlite_discipline(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's begin event, below, issue BEGIN itself.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Any) -> None:
+        write = connection.get_execution_options().get(WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+class WriteGate:
+    """Serialises write transactions within this process on SQLite; free elsewhere."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._lock: threading.Lock | None = threading.Lock() if is_sqlite(engine) else None
+
+    def acquire(self) -> None:
+        if self._lock is not None:
+            self._lock.acquire()
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()

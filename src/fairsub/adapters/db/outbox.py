@@ -1,0 +1,87 @@
+"""The outbox: emails written with the change they announce, sent by the relay."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from fairsub.adapters.db.tables import outbox
+from fairsub.services.ports import OutboxMessage
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEmail:
+    id: int
+    kind: str
+    recipient: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+class SqlOutbox:
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+        self.added = False  # lets the unit of work wake the relay only when mail was queued
+
+    def add(self, message: OutboxMessage, at: datetime) -> bool:
+        exists = self._c.execute(
+            select(outbox.c.id).where(outbox.c.dedupe_key == message.dedupe_key)
+        ).first()
+        if exists:
+            return False
+        try:
+            with self._c.begin_nested():
+                self._c.execute(
+                    insert(outbox).values(
+                        account_id=message.account_id,
+                        kind=message.kind,
+                        recipient=message.recipient,
+                        payload=message.payload,
+                        dedupe_key=message.dedupe_key,
+                        created_at=at,
+                        attempts=0,
+                        next_attempt_at=at,
+                    )
+                )
+        except IntegrityError:
+            return False
+        self.added = True
+        return True
+
+    def due(self, now: datetime, limit: int) -> list[PendingEmail]:
+        query = (
+            select(outbox)
+            .where(outbox.c.sent_at.is_(None), outbox.c.next_attempt_at <= now)
+            .order_by(outbox.c.id)
+            .limit(limit)
+        )
+        if self._c.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return [
+            PendingEmail(row.id, row.kind, row.recipient, row.payload, row.attempts)
+            for row in self._c.execute(query)
+        ]
+
+    def mark_sent(self, message_id: int, at: datetime) -> None:
+        self._c.execute(
+            update(outbox)
+            .where(outbox.c.id == message_id)
+            .values(sent_at=at, attempts=outbox.c.attempts + 1, last_error=None)
+        )
+
+    def mark_failed(self, message_id: int, error: str, retry_at: datetime) -> None:
+        self._c.execute(
+            update(outbox)
+            .where(outbox.c.id == message_id)
+            .values(
+                attempts=outbox.c.attempts + 1, last_error=error[:1000], next_attempt_at=retry_at
+            )
+        )
+
+    def pending_count(self) -> int:
+        query = select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
+        return int(self._c.execute(query).scalar_one())

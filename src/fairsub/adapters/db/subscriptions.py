@@ -1,0 +1,241 @@
+"""Repositories for subscriptions, cancellations, the catalog and payment methods."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, Row, Table, and_, insert, select, update
+
+from fairsub.adapters.db.tables import (
+    cancellations,
+    payment_methods,
+    plans,
+    prices,
+    products,
+    regions,
+    subscriptions,
+)
+from fairsub.domain.cancellations import Cancellation
+from fairsub.domain.catalog import Catalog
+from fairsub.domain.money import Money
+from fairsub.domain.periods import Period, Term
+from fairsub.domain.subscriptions import PaymentMethod, Reseller, Status, Subscription
+from fairsub.services.ports import NewSubscription
+
+s, p, pr, pm = subscriptions, plans, products, payment_methods
+
+_SUBSCRIPTION_VIEW = (
+    select(
+        s,
+        p.c.name.label("plan_name"),
+        p.c.term,
+        pr.c.name.label("product_name"),
+        pm.c.brand,
+        pm.c.last4,
+    )
+    .join(p, p.c.code == s.c.plan_code)
+    .join(pr, pr.c.code == p.c.product_code)
+    .outerjoin(pm, pm.c.id == s.c.payment_method_id)
+)
+
+
+def _subscription(row: Row) -> Subscription:  # type: ignore[type-arg]
+    return Subscription(
+        id=row.id,
+        account_id=row.account_id,
+        product_name=row.product_name,
+        plan_name=row.plan_name,
+        term=Term(row.term),
+        region=row.region,
+        price=Money(row.price_minor, row.currency),
+        status=Status(row.status),
+        auto_renew=row.auto_renew,
+        period=Period(row.period_start, row.period_end),
+        started_at=row.started_at,
+        trial_ends_at=row.trial_ends_at,
+        payment_method=PaymentMethod(row.brand, row.last4) if row.brand else None,
+        reseller=(
+            Reseller(row.reseller_name, row.reseller_order, row.reseller_cancel_url)
+            if row.reseller_name
+            else None
+        ),
+    )
+
+
+class SqlSubscriptions:
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    def for_account(self, account_id: int) -> list[Subscription]:
+        query = _SUBSCRIPTION_VIEW.where(s.c.account_id == account_id).order_by(
+            s.c.started_at.desc(), s.c.id
+        )
+        return [_subscription(row) for row in self._c.execute(query)]
+
+    def get(
+        self, account_id: int, subscription_id: int, *, lock: bool = False
+    ) -> Subscription | None:
+        query = _SUBSCRIPTION_VIEW.where(s.c.id == subscription_id, s.c.account_id == account_id)
+        if lock:
+            query = query.with_for_update(of=s)
+        row = self._c.execute(query).first()
+        return _subscription(row) if row else None
+
+    def save(self, subscription: Subscription) -> None:
+        self._c.execute(
+            update(s)
+            .where(s.c.id == subscription.id)
+            .values(
+                status=subscription.status.value,
+                auto_renew=subscription.auto_renew,
+                period_start=subscription.period.start,
+                period_end=subscription.period.end,
+                version=s.c.version + 1,
+            )
+        )
+
+    def add(self, new: NewSubscription) -> int:
+        reseller = new.reseller
+        result = self._c.execute(
+            insert(s).values(
+                account_id=new.account_id,
+                plan_code=new.plan_code,
+                region=new.region,
+                status=new.status,
+                auto_renew=new.auto_renew,
+                price_minor=new.price_minor,
+                currency=new.currency,
+                started_at=new.started_at,
+                period_start=new.period_start,
+                period_end=new.period_end,
+                payment_method_id=new.payment_method_id,
+                reseller_name=reseller.name if reseller else None,
+                reseller_order=reseller.order_number if reseller else None,
+                reseller_cancel_url=reseller.cancel_url if reseller else None,
+                version=1,
+            )
+        )
+        return int(result.inserted_primary_key[0])
+
+
+def _cancellation(row: Row) -> Cancellation:  # type: ignore[type-arg]
+    return Cancellation(
+        reference=row.reference,
+        account_id=row.account_id,
+        subscription_id=row.subscription_id,
+        received_at=row.received_at,
+        ends_at=row.ends_at,
+        channel=row.channel,
+        actor=row.actor,
+        declaration=row.declaration,
+        reversed_at=row.reversed_at,
+    )
+
+
+class SqlCancellations:
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    def add(self, cancellation: Cancellation) -> None:
+        c = cancellation
+        self._c.execute(
+            insert(cancellations).values(
+                reference=c.reference,
+                account_id=c.account_id,
+                subscription_id=c.subscription_id,
+                received_at=c.received_at,
+                ends_at=c.ends_at,
+                channel=c.channel,
+                actor=c.actor,
+                declaration=c.declaration,
+                reversed_at=c.reversed_at,
+            )
+        )
+
+    def open_for(self, subscription_id: int) -> Cancellation | None:
+        t = cancellations
+        row = self._c.execute(
+            select(t)
+            .where(t.c.subscription_id == subscription_id, t.c.reversed_at.is_(None))
+            .order_by(t.c.received_at.desc())
+            .limit(1)
+        ).first()
+        return _cancellation(row) if row else None
+
+    def by_reference(self, account_id: int, reference: str) -> Cancellation | None:
+        t = cancellations
+        row = self._c.execute(
+            select(t).where(t.c.reference == reference, t.c.account_id == account_id)
+        ).first()
+        return _cancellation(row) if row else None
+
+    def reverse(self, reference: str, at: datetime) -> None:
+        t = cancellations
+        self._c.execute(update(t).where(t.c.reference == reference).values(reversed_at=at))
+
+
+class SqlCatalog:
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    def _upsert(self, table: Table, key: dict[str, object], values: dict[str, object]) -> None:
+        where = and_(*(table.c[k] == v for k, v in key.items()))
+        if self._c.execute(select(table).where(where)).first() is None:
+            self._c.execute(insert(table).values(**key, **values))
+        else:
+            self._c.execute(update(table).where(where).values(**values))
+
+    def store(self, catalog: Catalog) -> None:
+        for region in catalog.regions.values():
+            self._upsert(
+                regions,
+                {"code": region.code},
+                {
+                    "name": region.name,
+                    "currency": region.currency,
+                    "locale": region.locale,
+                    "timezone": region.timezone,
+                },
+            )
+        for product in catalog.products.values():
+            self._upsert(
+                products,
+                {"code": product.code},
+                {"name": product.name, "description": product.description},
+            )
+        for plan in catalog.plans.values():
+            self._upsert(
+                plans,
+                {"code": plan.code},
+                {
+                    "product_code": plan.product_code,
+                    "name": plan.name,
+                    "term": plan.term.value,
+                    "seats": plan.seats,
+                },
+            )
+            for region_code, price in plan.prices.items():
+                self._upsert(
+                    prices,
+                    {"plan_code": plan.code, "region": region_code},
+                    {"currency": price.currency, "amount_minor": price.amount_minor},
+                )
+
+
+class SqlPaymentMethods:
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    def add(
+        self, account_id: int, method: PaymentMethod, expires: str, created_at: datetime
+    ) -> int:
+        result = self._c.execute(
+            insert(payment_methods).values(
+                account_id=account_id,
+                brand=method.brand,
+                last4=method.last4,
+                expires=expires,
+                created_at=created_at,
+            )
+        )
+        return int(result.inserted_primary_key[0])

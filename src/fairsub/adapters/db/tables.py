@@ -1,0 +1,213 @@
+"""The schema, as SQLAlchemy Core tables. Alembic migrations must match it (a test checks).
+
+Every table that belongs to a customer carries account_id, so the schema can be
+sharded by account later without a redesign.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from fairsub.adapters.db.types import UtcDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# BigInteger ids that are still SQLite's rowid alias, so inserts stay cheap there.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+regions = Table(
+    "regions",
+    metadata,
+    Column("code", String(8), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("locale", String(20), nullable=False),
+    Column("timezone", String(64), nullable=False),
+)
+
+products = Table(
+    "products",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+)
+
+plans = Table(
+    "plans",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("product_code", ForeignKey("products.code"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("term", String(10), nullable=False),
+    Column("seats", Integer, nullable=False),
+    CheckConstraint("term in ('month', 'year')", name="term"),
+)
+
+prices = Table(
+    "prices",
+    metadata,
+    Column("plan_code", ForeignKey("plans.code"), primary_key=True),
+    Column("region", ForeignKey("regions.code"), primary_key=True),
+    Column("currency", String(3), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("email", String(254), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("password_hash", String(200), nullable=False),
+    Column("region", ForeignKey("regions.code"), nullable=False),
+    Column("locale", String(20), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+payment_methods = Table(
+    "payment_methods",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("brand", String(40), nullable=False),
+    Column("last4", String(4), nullable=False),
+    Column("expires", String(7), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("plan_code", ForeignKey("plans.code"), nullable=False),
+    Column("region", ForeignKey("regions.code"), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("auto_renew", Boolean, nullable=False),
+    Column("price_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("trial_ends_at", UtcDateTime, nullable=True),
+    Column("period_start", UtcDateTime, nullable=False),
+    Column("period_end", UtcDateTime, nullable=False),
+    Column("payment_method_id", ForeignKey("payment_methods.id"), nullable=True),
+    Column("reseller_name", String(200), nullable=True),
+    Column("reseller_order", String(100), nullable=True),
+    Column("reseller_cancel_url", String(500), nullable=True),
+    Column("version", Integer, nullable=False, default=1),
+    CheckConstraint(
+        "status in ('trialing', 'active', 'past_due', 'canceled', 'expired', 'refunded')",
+        name="status",
+    ),
+    Index("ix_subscriptions_renewal_due", "auto_renew", "period_end"),
+)
+
+cancellations = Table(
+    "cancellations",
+    metadata,
+    Column("reference", String(12), primary_key=True),
+    Column("account_id", ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("subscription_id", ForeignKey("subscriptions.id"), nullable=False, index=True),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("ends_at", UtcDateTime, nullable=False),
+    Column("channel", String(20), nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("declaration", Text, nullable=False),
+    Column("reversed_at", UtcDateTime, nullable=True),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("seq", Id, primary_key=True, autoincrement=False),
+    Column("account_id", Id, nullable=True, index=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("channel", String(20), nullable=False),
+    Column("action", String(100), nullable=False),
+    Column("subject", String(100), nullable=False),
+    Column("before", JSON, nullable=True),
+    Column("after", JSON, nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("hash", String(64), nullable=False),
+)
+
+# One row: the chain's head. Appending locks it, so the chain never forks.
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", Id, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("account_id", Id, nullable=True, index=True),
+    Column("kind", String(40), nullable=False),
+    Column("recipient", String(254), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("dedupe_key", String(200), nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("sent_at", UtcDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Index("ix_outbox_pending", "sent_at", "next_attempt_at"),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("account_id", ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_seen_at", UtcDateTime, nullable=False),
+)
+
+sign_in_attempts = Table(
+    "sign_in_attempts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("email", String(254), nullable=False),
+    Column("address", String(64), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("succeeded", Boolean, nullable=False),
+    Index("ix_sign_in_attempts_email_at", "email", "at"),
+    Index("ix_sign_in_attempts_address_at", "address", "at"),
+)
+
+password_resets = Table(
+    "password_resets",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("account_id", ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("used_at", UtcDateTime, nullable=True),
+)

@@ -1,0 +1,52 @@
+"""Formatting for people: money, dates and times in the reader's locale and time zone.
+
+Display only. Inside fairsub money is Money and time is UTC; this is the last step.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_currency
+
+from fairsub.domain.money import Money, minor_units
+
+
+@functools.cache
+def ui_locale(locale: str) -> str:
+    """fairsub speaks English for now; numbers and dates follow the customer's country
+    where CLDR has an English variant for it (en_DE: '27 November 2026', '49,99 €')."""
+    language, _, territory = locale.partition("_")
+    if language == "en":
+        return locale
+    try:
+        Locale.parse(f"en_{territory}")
+    except (UnknownLocaleError, ValueError):
+        return "en"
+    return f"en_{territory}"
+
+
+def money(value: Money, locale: str) -> str:
+    amount = Decimal(value.amount_minor).scaleb(-minor_units(value.currency))
+    return format_currency(amount, value.currency, locale=ui_locale(locale))
+
+
+def local_date(moment: datetime, timezone: str, locale: str) -> str:
+    return format_date(
+        moment.astimezone(ZoneInfo(timezone)).date(), "long", locale=ui_locale(locale)
+    )
+
+
+def local_datetime(moment: datetime, timezone: str, locale: str) -> str:
+    """'27 November 2026 at 14:03:09 GMT' style, with the zone spelled out."""
+    local = moment.astimezone(ZoneInfo(timezone))
+    return format_datetime(local, "long", tzinfo=ZoneInfo(timezone), locale=ui_locale(locale))
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text)

@@ -1,0 +1,60 @@
+"""A local mailbox: 'sent' email lands in a Maildir folder. The demo's /dev/mailbox reads it,
+so a newcomer can see every email without an SMTP server."""
+
+from __future__ import annotations
+
+import email.policy
+import mailbox
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage as MimeMessage
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+from fairsub.adapters.email.smtp import to_mime
+from fairsub.services.ports import EmailMessage
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEmail:
+    key: str
+    to: str
+    subject: str
+    date: datetime
+    text: str
+    html: str
+
+
+class MaildirMailer:
+    def __init__(self, folder: Path, sender: str) -> None:
+        self.folder = folder
+        self.sender = sender
+
+    def _box(self) -> mailbox.Maildir:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return mailbox.Maildir(self.folder, create=True)
+
+    def send(self, message: EmailMessage) -> None:
+        self._box().add(to_mime(message, self.sender))
+
+    def messages(self) -> list[StoredEmail]:
+        found: list[StoredEmail] = []
+        box = self._box()
+        for key in box.iterkeys():
+            with box.get_file(key) as handle:
+                mime = email.message_from_binary_file(handle, policy=email.policy.default)
+            assert isinstance(mime, MimeMessage)
+            text = mime.get_body(("plain",))
+            html = mime.get_body(("html",))
+            date = mime["Date"]
+            found.append(
+                StoredEmail(
+                    key=key,
+                    to=str(mime["To"]),
+                    subject=str(mime["Subject"]),
+                    date=parsedate_to_datetime(date) if date else datetime.now(UTC),
+                    text=text.get_content() if text else "",
+                    html=html.get_content() if html else "",
+                )
+            )
+        return sorted(found, key=lambda m: (m.date, m.key), reverse=True)

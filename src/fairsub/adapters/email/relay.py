@@ -1,0 +1,130 @@
+"""The outbox relay: sends queued emails after their transaction committed, and retries.
+
+Each email is leased with a conditional UPDATE before sending, so several relays (the web
+server's and a worker's) never send the same row at once, and no transaction stays open
+while talking to the mail server. A crash after sending and before marking sends again on
+the next lease: delivery is at least once, with a stable Message-ID for the duplicate.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy import update
+
+from fairsub.adapters.db.outbox import PendingEmail, SqlOutbox
+from fairsub.adapters.db.tables import outbox
+from fairsub.adapters.db.uow import SqlUnitOfWorkFactory
+from fairsub.adapters.email.render import EmailRenderer
+from fairsub.services.ports import Clock, Mailer
+
+log = structlog.get_logger(__name__)
+
+LEASE = timedelta(minutes=2)
+MAX_BACKOFF = timedelta(hours=1)
+
+
+def backoff(attempts: int) -> timedelta:
+    return min(timedelta(seconds=15 * 2**attempts), MAX_BACKOFF)
+
+
+@dataclass(frozen=True, slots=True)
+class RelayResult:
+    sent: int
+    failed: int
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        uows: SqlUnitOfWorkFactory,
+        mailer: Mailer,
+        renderer: EmailRenderer,
+        clock: Clock,
+        batch: int = 50,
+    ) -> None:
+        self._uows, self._mailer, self._renderer = uows, mailer, renderer
+        self._clock, self._batch = clock, batch
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _lease(self, now: datetime) -> list[PendingEmail]:
+        with self._uows().write() as uow:
+            leased = []
+            for item in SqlOutbox(uow.connection).due(now, self._batch):
+                claimed = uow.connection.execute(
+                    update(outbox)
+                    .where(
+                        outbox.c.id == item.id,
+                        outbox.c.sent_at.is_(None),
+                        outbox.c.next_attempt_at <= now,
+                    )
+                    .values(next_attempt_at=now + LEASE)
+                )
+                if claimed.rowcount == 1:
+                    leased.append(item)
+            uow.commit()
+        return leased
+
+    def run_once(self) -> RelayResult:
+        sent = failed = 0
+        for item in self._lease(self._clock.now()):
+            try:
+                message = self._renderer.render(item.id, item.kind, item.recipient, item.payload)
+                self._mailer.send(message)
+            except Exception as error:
+                failed += 1
+                retry_at = self._clock.now() + backoff(item.attempts)
+                log.warning(
+                    "email_send_failed",
+                    outbox_id=item.id,
+                    kind=item.kind,
+                    error=str(error),
+                    retry_at=retry_at.isoformat(),
+                )
+                with self._uows().write() as uow:
+                    SqlOutbox(uow.connection).mark_failed(item.id, repr(error), retry_at)
+                    uow.commit()
+                continue
+            sent += 1
+            with self._uows().write() as uow:
+                SqlOutbox(uow.connection).mark_sent(item.id, self._clock.now())
+                uow.commit()
+            log.info("email_sent", outbox_id=item.id, kind=item.kind)
+        return RelayResult(sent, failed)
+
+    def drain(self) -> RelayResult:
+        """Send everything due now; for the CLI and tests."""
+        total_sent = total_failed = 0
+        while True:
+            result = self.run_once()
+            total_sent += result.sent
+            total_failed += result.failed
+            if result.sent == 0:
+                return RelayResult(total_sent, total_failed)
+
+    def nudge(self) -> None:
+        self._wake.set()
+
+    def start(self, interval: float = 5.0) -> None:
+        def loop() -> None:
+            while not self._stop.is_set():
+                try:
+                    self.run_once()
+                except Exception:
+                    log.exception("outbox_relay_error")
+                self._wake.wait(interval)
+                self._wake.clear()
+
+        self._thread = threading.Thread(target=loop, name="outbox-relay", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)

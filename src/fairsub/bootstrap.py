@@ -1,0 +1,134 @@
+"""Wires ports to adapters from settings. The only module that knows them all."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import tomllib
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import structlog
+from sqlalchemy import Engine
+
+from fairsub.adapters.clock import SystemClock
+from fairsub.adapters.db.engine import make_engine
+from fairsub.adapters.db.uow import SqlUnitOfWorkFactory
+from fairsub.adapters.email.maildir import MaildirMailer
+from fairsub.adapters.email.relay import OutboxRelay
+from fairsub.adapters.email.render import EmailRenderer, Site
+from fairsub.adapters.email.smtp import SmtpMailer
+from fairsub.adapters.passwords import Argon2Hasher
+from fairsub.config import MailBackend, Settings
+from fairsub.domain.catalog import Catalog, parse_catalog
+from fairsub.domain.contacts import OfficialChannels
+from fairsub.services.ports import Clock, Mailer, PasswordHasher
+
+
+@dataclass
+class Container:
+    settings: Settings
+    engine: Engine
+    uows: SqlUnitOfWorkFactory
+    clock: Clock
+    hasher: PasswordHasher
+    mailer: Mailer
+    relay: OutboxRelay
+    channels: OfficialChannels
+    secret_key: bytes
+
+    def catalog(self) -> Catalog:
+        return load_catalog(self.settings.catalog_file)
+
+    def close(self) -> None:
+        self.relay.stop()
+        self.engine.dispose()
+
+
+def load_catalog(path: Path | None) -> Catalog:
+    if path is None:
+        text = files("fairsub").joinpath("data/demo-catalog.toml").read_text("utf-8")
+    else:
+        text = path.read_text("utf-8")
+    return parse_catalog(tomllib.loads(text))
+
+
+def _secret_key(settings: Settings) -> bytes:
+    if settings.secret_key:
+        return settings.secret_key.encode()
+    # dev only (production refuses to start without one): keep one per data directory
+    path = settings.data_dir / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip().encode()
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(format="%(message)s", level=level.upper())
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+    )
+
+
+def make_mailer(settings: Settings) -> Mailer:
+    if settings.mail_backend is MailBackend.SMTP:
+        return SmtpMailer(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.mail_from,
+            starttls=settings.smtp_starttls,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+        )
+    return MaildirMailer(settings.mailbox_dir, settings.mail_from)
+
+
+def bootstrap(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    mailer: Mailer | None = None,
+    hasher: PasswordHasher | None = None,
+) -> Container:
+    configure_logging(settings.log_level)
+    engine = make_engine(settings.resolved_database_url)
+    uows = SqlUnitOfWorkFactory(engine)
+    clock = clock or SystemClock()
+    mailer = mailer or make_mailer(settings)
+    sender_domain = settings.mail_from.rsplit("@", 1)[-1].strip(">") or "fairsub.invalid"
+    site = Site(
+        base_url=settings.base_url,
+        vendor=settings.vendor_name,
+        sender=settings.mail_from,
+        message_domain=sender_domain,
+    )
+    relay = OutboxRelay(uows, mailer, EmailRenderer(site), clock)
+    uows.on_commit = relay.nudge
+    base = urlsplit(settings.base_url)
+    channels = OfficialChannels(
+        domains=tuple(settings.official_domains),
+        emails=tuple(settings.official_emails),
+        phones=tuple(settings.official_phones),
+        origins=(f"{base.scheme}://{base.netloc}".lower(),),
+    )
+    return Container(
+        settings=settings,
+        engine=engine,
+        uows=uows,
+        clock=clock,
+        hasher=hasher or Argon2Hasher(),
+        mailer=mailer,
+        relay=relay,
+        channels=channels,
+        secret_key=_secret_key(settings),
+    )

@@ -1,0 +1,1 @@
+"""The pure core of fairsub: plain classes and functions, standard library only."""

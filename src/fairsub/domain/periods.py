@@ -1,0 +1,75 @@
+"""Billing periods on calendar months: Jan 31 + 1 month is the last day of February."""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from fairsub.domain.errors import InvalidInput
+
+
+class Term(StrEnum):
+    MONTH = "month"
+    YEAR = "year"
+
+    @property
+    def months(self) -> int:
+        return 1 if self is Term.MONTH else 12
+
+
+def require_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() != timedelta(0):
+        raise InvalidInput("Times inside fairsub are timezone-aware UTC.")
+    return moment
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """Same day-of-month `months` later, clamped to the month's last day."""
+    index = moment.month - 1 + months
+    year, month0 = divmod(index, 12)
+    year += moment.year
+    day = min(moment.day, calendar.monthrange(year, month0 + 1)[1])
+    return moment.replace(year=year, month=month0 + 1, day=day)
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """A half-open interval [start, end) in UTC."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        require_utc(self.start)
+        require_utc(self.end)
+        if self.end <= self.start:
+            raise InvalidInput("A period ends after it starts.")
+
+    @classmethod
+    def first(cls, anchor: datetime, term: Term) -> Period:
+        return cls.nth(anchor, term, 0)
+
+    @classmethod
+    def nth(cls, anchor: datetime, term: Term, index: int) -> Period:
+        """The index-th period counted from the anchor, always from the anchor so that a
+        subscription started on the 31st returns to the 31st after a short month."""
+        return cls(
+            add_months(anchor, term.months * index),
+            add_months(anchor, term.months * (index + 1)),
+        )
+
+    def contains(self, moment: datetime) -> bool:
+        return self.start <= moment < self.end
+
+    @classmethod
+    def containing(cls, anchor: datetime, term: Term, moment: datetime) -> Period:
+        """The period, counted from the anchor, that contains `moment` (>= anchor)."""
+        if moment < anchor:
+            raise InvalidInput("The moment is before the anchor.")
+        months = (moment.year - anchor.year) * 12 + (moment.month - anchor.month)
+        index = max(0, months // term.months - 1)
+        while not (period := cls.nth(anchor, term, index)).contains(moment):
+            index += 1
+        return period

@@ -1,0 +1,145 @@
+"""The subscription aggregate and its lifecycle: one transition table, one way to move."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from fairsub.domain.errors import InvalidTransition, NotAllowed
+from fairsub.domain.events import (
+    AutoRenewTurnedOff,
+    AutoRenewTurnedOn,
+    Event,
+    SubscriptionExpired,
+)
+from fairsub.domain.money import Money
+from fairsub.domain.periods import Period, Term
+
+
+class Status(StrEnum):
+    TRIALING = "trialing"
+    ACTIVE = "active"
+    PAST_DUE = "past_due"
+    CANCELED = "canceled"  # auto-renew off; service continues until the period ends
+    EXPIRED = "expired"
+    REFUNDED = "refunded"
+
+
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.TRIALING: frozenset({Status.ACTIVE, Status.PAST_DUE, Status.CANCELED}),
+    Status.ACTIVE: frozenset({Status.ACTIVE, Status.PAST_DUE, Status.CANCELED, Status.REFUNDED}),
+    Status.PAST_DUE: frozenset({Status.ACTIVE, Status.CANCELED, Status.EXPIRED}),
+    Status.CANCELED: frozenset({Status.ACTIVE, Status.TRIALING, Status.EXPIRED, Status.REFUNDED}),
+    Status.EXPIRED: frozenset(),
+    Status.REFUNDED: frozenset(),
+}
+
+# Statuses in which the customer still has the service.
+ENTITLED = frozenset({Status.TRIALING, Status.ACTIVE, Status.PAST_DUE, Status.CANCELED})
+
+
+class Channel(StrEnum):
+    DIRECT = "direct"
+    RESELLER = "reseller"
+
+
+@dataclass(frozen=True, slots=True)
+class Reseller:
+    name: str
+    order_number: str
+    cancel_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentMethod:
+    brand: str
+    last4: str
+
+
+@dataclass(slots=True)
+class Subscription:
+    id: int
+    account_id: int
+    product_name: str
+    plan_name: str
+    term: Term
+    region: str
+    price: Money
+    status: Status
+    auto_renew: bool
+    period: Period
+    started_at: datetime
+    trial_ends_at: datetime | None = None
+    payment_method: PaymentMethod | None = None
+    reseller: Reseller | None = None
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def channel(self) -> Channel:
+        return Channel.RESELLER if self.reseller else Channel.DIRECT
+
+    @property
+    def ends_at(self) -> datetime:
+        """When the service ends if nothing renews it: the end of the paid period."""
+        return self.period.end
+
+    def is_entitled(self, now: datetime) -> bool:
+        return self.status in ENTITLED and now < self.period.end
+
+    def can_turn_auto_renew_on(self, now: datetime) -> bool:
+        return (
+            self.reseller is None
+            and not self.auto_renew
+            and self.status is Status.CANCELED
+            and now < self.period.end
+        )
+
+    def _move(self, target: Status) -> None:
+        if target not in TRANSITIONS[self.status]:
+            raise InvalidTransition(
+                f"A subscription that is {self.status.value} cannot become {target.value}."
+            )
+        self.status = target
+
+    def _require_direct(self) -> None:
+        if self.reseller is not None:
+            raise NotAllowed(
+                f"This subscription was bought through {self.reseller.name}; "
+                f"auto-renew is managed there (order {self.reseller.order_number})."
+            )
+
+    def turn_off_auto_renew(self, now: datetime) -> bool:
+        """Stop future charges; the service continues until the period ends.
+
+        Returns False when auto-renew was already off, so a retried request is a no-op.
+        """
+        self._require_direct()
+        if not self.auto_renew:
+            return False
+        if not self.is_entitled(now):
+            raise InvalidTransition("This subscription has already ended.")
+        self._move(Status.CANCELED)
+        self.auto_renew = False
+        self.events.append(AutoRenewTurnedOff(self.id, now, self.period.end))
+        return True
+
+    def turn_on_auto_renew(self, now: datetime) -> bool:
+        """Undo a turn-off while the paid period lasts. Returns False if already on."""
+        self._require_direct()
+        if self.auto_renew:
+            return False
+        if not self.can_turn_auto_renew_on(now):
+            raise InvalidTransition("This subscription has ended; buy it again to continue.")
+        in_trial = self.trial_ends_at is not None and now < self.trial_ends_at
+        self._move(Status.TRIALING if in_trial else Status.ACTIVE)
+        self.auto_renew = True
+        self.events.append(AutoRenewTurnedOn(self.id, now, self.period.end))
+        return True
+
+    def expire(self, now: datetime) -> None:
+        """End a subscription whose period is over and which will not renew."""
+        if now < self.period.end:
+            raise InvalidTransition("The paid period has not ended yet.")
+        self._move(Status.EXPIRED)
+        self.events.append(SubscriptionExpired(self.id, now))

@@ -1,0 +1,112 @@
+"""The portal application: middleware, error pages, and the routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+import structlog
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from fairsub.bootstrap import Container
+from fairsub.domain.errors import FairsubError
+from fairsub.entrypoints.web.deps import SignInRequiredError
+from fairsub.entrypoints.web.pages import render
+from fairsub.entrypoints.web.routes import account, auth, dev, public
+from fairsub.entrypoints.web.security import SECURITY_HEADERS, CookiePolicy, new_seed
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(container: Container, *, run_relay: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if run_relay:
+            container.relay.start()
+        yield
+        container.relay.stop()
+
+    app = FastAPI(
+        title="fairsub portal",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.container = container
+    cookies = CookiePolicy(secure=container.settings.base_url.startswith("https://"))
+    app.state.cookies = cookies
+
+    @app.middleware("http")
+    async def seed_and_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        seed = cookies.seed(request)
+        request.state.csrf_seed = seed or new_seed()
+        response = await call_next(request)
+        if seed is None:
+            cookies.set_seed(response, request.state.csrf_seed)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if request.url.path.startswith(("/account", "/login", "/password-reset", "/dev")):
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.exception_handler(SignInRequiredError)
+    async def sign_in_required(request: Request, error: SignInRequiredError) -> Response:
+        return RedirectResponse(f"/login?next={quote(error.next_path)}", status_code=303)
+
+    @app.exception_handler(FairsubError)
+    async def fairsub_error(request: Request, error: FairsubError) -> Response:
+        return render(
+            request,
+            "error.html",
+            error.status,
+            message=error.message,
+            account=getattr(request.state, "account", None),
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, error: RequestValidationError) -> Response:
+        return render(
+            request,
+            "error.html",
+            422,
+            message="Some of what was sent is missing or not valid. Nothing was "
+            "changed: go back and try again.",
+            account=getattr(request.state, "account", None),
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        message = "There is no such page." if error.status_code == 404 else str(error.detail)
+        return render(
+            request,
+            "error.html",
+            error.status_code,
+            message=message,
+            account=getattr(request.state, "account", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> Response:
+        log.exception("unhandled_error", path=request.url.path)
+        return HTMLResponse(
+            "<!doctype html><title>Something went wrong</title><h1>Something went wrong</h1>"
+            "<p>Nothing was changed. Please try again in a moment.</p>",
+            status_code=500,
+        )
+
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    app.include_router(public.router)
+    app.include_router(auth.router)
+    app.include_router(account.router)
+    if container.settings.is_dev:
+        app.include_router(dev.router)
+    return app

@@ -1,0 +1,68 @@
+"""Rendering portal pages: templates, the reader's formatting, and the CSRF token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from fairsub.adapters import display
+from fairsub.bootstrap import Container
+from fairsub.domain.accounts import Account
+from fairsub.domain.money import Money
+from fairsub.entrypoints.web.security import csrf_token
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+templates.env.globals["csrf_field"] = "csrf_token"
+
+
+@dataclass(frozen=True, slots=True)
+class Formatter:
+    """Money and time as this reader expects them: their locale, their time zone."""
+
+    locale: str
+    timezone: str
+
+    def money(self, value: Money) -> str:
+        return display.money(value, self.locale)
+
+    def date(self, moment: datetime) -> str:
+        return display.local_date(moment, self.timezone, self.locale)
+
+    def datetime(self, moment: datetime) -> str:
+        return display.local_datetime(moment, self.timezone, self.locale)
+
+
+ANONYMOUS = Formatter("en_GB", "UTC")
+
+
+def container(request: Request) -> Container:
+    found: Container = request.app.state.container
+    return found
+
+
+def render(
+    request: Request,
+    name: str,
+    status_code: int = 200,
+    *,
+    account: Account | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    app = container(request)
+    fmt = Formatter(account.locale, account.timezone) if account else ANONYMOUS
+    context.update(
+        account=account,
+        fmt=fmt,
+        csrf=csrf_token(app.secret_key, request.state.csrf_seed),
+        vendor=app.settings.vendor_name,
+        dev=app.settings.is_dev,
+        now=app.clock.now(),
+        status_code=status_code,
+    )
+    return templates.TemplateResponse(request, name, context, status_code=status_code)

@@ -1,0 +1,91 @@
+"""The signed-in customer's pages: dashboard, a subscription, turning auto-renew off and on."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import RedirectResponse
+
+from fairsub.entrypoints.web.deps import ContainerDep, CsrfChecked, CurrentCustomer
+from fairsub.entrypoints.web.pages import render
+from fairsub.services import subscriptions
+
+router = APIRouter(prefix="/account")
+
+
+@router.get("")
+def dashboard(request: Request, app: ContainerDep, customer: CurrentCustomer) -> Response:
+    found = subscriptions.list_subscriptions(app.uows(), customer.id)
+    return render(request, "account.html", account=customer, subscriptions=found)
+
+
+@router.get("/subscriptions/{subscription_id}")
+def subscription_page(
+    request: Request,
+    app: ContainerDep,
+    customer: CurrentCustomer,
+    subscription_id: int,
+    done: str | None = None,
+) -> Response:
+    subscription, cancellation = subscriptions.get_subscription(
+        app.uows(), customer.id, subscription_id
+    )
+    return render(
+        request,
+        "subscription.html",
+        account=customer,
+        sub=subscription,
+        cancellation=cancellation,
+        done=done,
+    )
+
+
+@router.get("/subscriptions/{subscription_id}/turn-off")
+def confirm_turn_off(
+    request: Request, app: ContainerDep, customer: CurrentCustomer, subscription_id: int
+) -> Response:
+    subscription, cancellation = subscriptions.get_subscription(
+        app.uows(), customer.id, subscription_id
+    )
+    if cancellation is not None and not subscription.auto_renew:
+        return RedirectResponse(f"/account/cancellations/{cancellation.reference}", 303)
+    return render(request, "confirm_off.html", account=customer, sub=subscription)
+
+
+@router.post("/subscriptions/{subscription_id}/turn-off", dependencies=[CsrfChecked])
+def turn_off(app: ContainerDep, customer: CurrentCustomer, subscription_id: int) -> Response:
+    cancellation = subscriptions.turn_off_auto_renew(
+        app.uows(),
+        app.clock,
+        account_id=customer.id,
+        subscription_id=subscription_id,
+        actor=f"customer:{customer.id}",
+        channel="portal",
+    )
+    # Shown only now, after the commit (invariant 4). Post/redirect/get: a reload is harmless.
+    return RedirectResponse(f"/account/cancellations/{cancellation.reference}", 303)
+
+
+@router.post("/subscriptions/{subscription_id}/turn-on", dependencies=[CsrfChecked])
+def turn_on(app: ContainerDep, customer: CurrentCustomer, subscription_id: int) -> Response:
+    subscriptions.turn_on_auto_renew(
+        app.uows(),
+        app.clock,
+        account_id=customer.id,
+        subscription_id=subscription_id,
+        actor=f"customer:{customer.id}",
+        channel="portal",
+    )
+    return RedirectResponse(f"/account/subscriptions/{subscription_id}?done=on", 303)
+
+
+@router.get("/cancellations/{reference}")
+def cancellation_page(
+    request: Request, app: ContainerDep, customer: CurrentCustomer, reference: str
+) -> Response:
+    cancellation = subscriptions.get_cancellation(app.uows(), customer.id, reference)
+    subscription, _ = subscriptions.get_subscription(
+        app.uows(), customer.id, cancellation.subscription_id
+    )
+    return render(
+        request, "cancellation.html", account=customer, cancellation=cancellation, sub=subscription
+    )

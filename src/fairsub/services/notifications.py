@@ -1,0 +1,40 @@
+"""Emails are outbox rows written in the same transaction as the change they announce.
+
+The relay (adapters.email.relay) renders and sends them after commit, and retries.
+Payloads hold facts and paths only; the relay adds the site's address and the words.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fairsub.domain.accounts import Account
+from fairsub.services.ports import OutboxMessage, UnitOfWork
+
+AUTO_RENEW_OFF = "auto_renew_off"
+AUTO_RENEW_ON = "auto_renew_on"
+PASSWORD_RESET = "password_reset"  # noqa: S105 - an email kind
+
+KINDS = frozenset({AUTO_RENEW_OFF, AUTO_RENEW_ON, PASSWORD_RESET})
+
+
+def enqueue(
+    uow: UnitOfWork,
+    kind: str,
+    account: Account,
+    at: datetime,
+    *,
+    dedupe_key: str,
+    **facts: Any,
+) -> bool:
+    """Queue one email to the account holder; a repeated dedupe key queues nothing."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown email kind {kind!r}")
+    payload = {
+        "name": account.name,
+        "locale": account.locale,
+        "timezone": account.timezone,
+        **facts,
+    }
+    return uow.outbox.add(OutboxMessage(kind, account.email, account.id, payload, dedupe_key), at)

@@ -1,0 +1,170 @@
+"""Seeing subscriptions and turning auto-renew off and back on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fairsub.domain.cancellations import Cancellation
+from fairsub.domain.errors import InvalidInput, InvalidTransition, NotFound
+from fairsub.domain.references import new_reference, normalize_reference
+from fairsub.domain.subscriptions import Subscription
+from fairsub.services import audit
+from fairsub.services.notifications import AUTO_RENEW_OFF, AUTO_RENEW_ON, enqueue
+from fairsub.services.ports import Clock, UnitOfWork
+
+
+def list_subscriptions(uow: UnitOfWork, account_id: int) -> list[Subscription]:
+    with uow.read():
+        return uow.subscriptions.for_account(account_id)
+
+
+def get_subscription(
+    uow: UnitOfWork, account_id: int, subscription_id: int
+) -> tuple[Subscription, Cancellation | None]:
+    """The subscription and the cancellation in force, if any. Someone else's is NotFound."""
+    with uow.read():
+        subscription = uow.subscriptions.get(account_id, subscription_id)
+        if subscription is None:
+            raise NotFound("There is no such subscription on your account.")
+        return subscription, uow.cancellations.open_for(subscription.id)
+
+
+def get_cancellation(uow: UnitOfWork, account_id: int, reference: str) -> Cancellation:
+    try:
+        reference = normalize_reference(reference)
+    except InvalidInput:
+        raise NotFound("There is no cancellation with that reference on your account.") from None
+    with uow.read():
+        found = uow.cancellations.by_reference(account_id, reference)
+    if found is None:
+        raise NotFound("There is no cancellation with that reference on your account.")
+    return found
+
+
+def _snapshot(subscription: Subscription) -> dict[str, Any]:
+    return {"status": subscription.status.value, "auto_renew": subscription.auto_renew}
+
+
+def turn_off_auto_renew(
+    uow: UnitOfWork,
+    clock: Clock,
+    *,
+    account_id: int,
+    subscription_id: int,
+    actor: str,
+    channel: str,
+    reason: str | None = None,
+) -> Cancellation:
+    """Stop all future charges. Retrying returns the cancellation already in force,
+    with the same reference, and queues no second email."""
+    with uow.write():
+        subscription = uow.subscriptions.get(account_id, subscription_id, lock=True)
+        account = uow.accounts.get(account_id)
+        if subscription is None or account is None:
+            raise NotFound("There is no such subscription on your account.")
+        now = clock.now()
+        before = _snapshot(subscription)
+        if not subscription.turn_off_auto_renew(now):
+            existing = uow.cancellations.open_for(subscription.id)
+            if existing is None:
+                raise InvalidTransition("Auto-renew is already off for this subscription.")
+            return existing
+        reference = new_reference()
+        while uow.cancellations.by_reference(account_id, reference) is not None:
+            reference = new_reference()  # pragma: no cover - 1 in 34 billion
+        cancellation = Cancellation(
+            reference=reference,
+            account_id=account_id,
+            subscription_id=subscription.id,
+            received_at=now,
+            ends_at=subscription.ends_at,
+            channel=channel,
+            actor=actor,
+            declaration=(
+                f"Turn off auto-renew for {subscription.product_name} "
+                f"({subscription.plan_name}); keep the service until "
+                f"{subscription.ends_at:%Y-%m-%d %H:%M} UTC and pay nothing more."
+            ),
+        )
+        uow.subscriptions.save(subscription)
+        uow.cancellations.add(cancellation)
+        audit.record(
+            uow,
+            actor=actor,
+            channel=channel,
+            action=f"{channel}:subscription:auto_renew_off",
+            subject=f"subscription:{subscription.id}",
+            account_id=account_id,
+            at=now,
+            before=before,
+            after={**_snapshot(subscription), "reference": reference},
+            reason=reason,
+        )
+        enqueue(
+            uow,
+            AUTO_RENEW_OFF,
+            account,
+            now,
+            dedupe_key=f"auto_renew_off:{reference}",
+            reference=reference,
+            product=subscription.product_name,
+            plan=subscription.plan_name,
+            received_at=now.isoformat(),
+            ends_at=subscription.ends_at.isoformat(),
+            subscription_path=f"/account/subscriptions/{subscription.id}",
+            confirmation_path=f"/account/cancellations/{reference}",
+        )
+        uow.commit()
+    return cancellation
+
+
+def turn_on_auto_renew(
+    uow: UnitOfWork,
+    clock: Clock,
+    *,
+    account_id: int,
+    subscription_id: int,
+    actor: str,
+    channel: str,
+    reason: str | None = None,
+) -> Subscription:
+    """Undo a turn-off while the paid period lasts. Once off, it stays off until this."""
+    with uow.write():
+        subscription = uow.subscriptions.get(account_id, subscription_id, lock=True)
+        account = uow.accounts.get(account_id)
+        if subscription is None or account is None:
+            raise NotFound("There is no such subscription on your account.")
+        now = clock.now()
+        before = _snapshot(subscription)
+        if not subscription.turn_on_auto_renew(now):
+            return subscription
+        cancellation = uow.cancellations.open_for(subscription.id)
+        if cancellation is not None:
+            uow.cancellations.reverse(cancellation.reference, now)
+        uow.subscriptions.save(subscription)
+        audit.record(
+            uow,
+            actor=actor,
+            channel=channel,
+            action=f"{channel}:subscription:auto_renew_on",
+            subject=f"subscription:{subscription.id}",
+            account_id=account_id,
+            at=now,
+            before=before,
+            after=_snapshot(subscription),
+            reason=reason,
+        )
+        enqueue(
+            uow,
+            AUTO_RENEW_ON,
+            account,
+            now,
+            dedupe_key=f"auto_renew_on:{subscription.id}:{now.isoformat()}",
+            product=subscription.product_name,
+            plan=subscription.plan_name,
+            price=subscription.price.plain(),
+            renews_at=subscription.ends_at.isoformat(),
+            subscription_path=f"/account/subscriptions/{subscription.id}",
+        )
+        uow.commit()
+    return subscription
