@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -36,9 +35,15 @@ class SignedIn:
     session_token: str
 
 
-@functools.cache
+_dummy_hashes: dict[int, str] = {}
+
+
 def _dummy_hash(hasher: PasswordHasher) -> str:
-    return hasher.hash(_DUMMY_PASSWORD)
+    """A real hash to verify against when the email is unknown, made once per hasher."""
+    key = id(hasher)
+    if key not in _dummy_hashes:
+        _dummy_hashes[key] = hasher.hash(_DUMMY_PASSWORD)
+    return _dummy_hashes[key]
 
 
 def sign_in(

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
 from fairsub.adapters.db.tables import accounts, password_resets, sign_in_attempts, web_sessions
+from fairsub.adapters.db.types import new_id
 from fairsub.domain.accounts import Account
 from fairsub.services.ports import WebSession
 
@@ -48,7 +49,7 @@ class SqlAccounts:
                 created_at=created_at,
             )
         )
-        return Account(result.inserted_primary_key[0], email, name, region, locale, timezone)
+        return Account(new_id(result), email, name, region, locale, timezone)
 
     def set_password_hash(self, account_id: int, password_hash: str) -> None:
         self._c.execute(

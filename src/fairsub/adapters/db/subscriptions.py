@@ -15,6 +15,7 @@ from fairsub.adapters.db.tables import (
     regions,
     subscriptions,
 )
+from fairsub.adapters.db.types import new_id
 from fairsub.domain.cancellations import Cancellation
 from fairsub.domain.catalog import Catalog
 from fairsub.domain.money import Money
@@ -115,7 +116,7 @@ class SqlSubscriptions:
                 version=1,
             )
         )
-        return int(result.inserted_primary_key[0])
+        return new_id(result)
 
 
 def _cancellation(row: Row) -> Cancellation:  # type: ignore[type-arg]
@@ -238,4 +239,4 @@ class SqlPaymentMethods:
                 created_at=created_at,
             )
         )
-        return int(result.inserted_primary_key[0])
+        return new_id(result)

@@ -23,9 +23,32 @@ from fairsub.adapters.db.subscriptions import (
     SqlPaymentMethods,
     SqlSubscriptions,
 )
+from fairsub.services.ports import (
+    AccountRepository,
+    AuditLog,
+    CancellationRepository,
+    CatalogRepository,
+    Outbox,
+    PasswordResetRepository,
+    PaymentMethodRepository,
+    SessionRepository,
+    SignInAttemptRepository,
+    SubscriptionRepository,
+)
 
 
 class SqlUnitOfWork:
+    accounts: AccountRepository
+    sessions: SessionRepository
+    sign_in_attempts: SignInAttemptRepository
+    password_resets: PasswordResetRepository
+    subscriptions: SubscriptionRepository
+    cancellations: CancellationRepository
+    audit: AuditLog
+    outbox: Outbox
+    catalog: CatalogRepository
+    payment_methods: PaymentMethodRepository
+
     def __init__(
         self, engine: Engine, gate: WriteGate, on_commit: Callable[[], None] | None = None
     ) -> None:
@@ -75,7 +98,8 @@ class SqlUnitOfWork:
         self.subscriptions = SqlSubscriptions(connection)
         self.cancellations = SqlCancellations(connection)
         self.audit = SqlAuditLog(connection)
-        self.outbox = SqlOutbox(connection)
+        self._outbox = SqlOutbox(connection)
+        self.outbox = self._outbox
         self.catalog = SqlCatalog(connection)
         self.payment_methods = SqlPaymentMethods(connection)
         return self
@@ -105,7 +129,7 @@ class SqlUnitOfWork:
         if self._committed:
             for callback in self._callbacks:
                 callback()
-            if self._on_commit is not None and self.outbox.added:
+            if self._on_commit is not None and self._outbox.added:
                 self._on_commit()
 
 

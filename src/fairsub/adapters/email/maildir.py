@@ -42,7 +42,8 @@ class MaildirMailer:
         box = self._box()
         for key in box.iterkeys():
             with box.get_file(key) as handle:
-                mime = email.message_from_binary_file(handle, policy=email.policy.default)
+                raw = handle.read()
+            mime = email.message_from_bytes(raw, policy=email.policy.default)
             assert isinstance(mime, MimeMessage)
             text = mime.get_body(("plain",))
             html = mime.get_body(("html",))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
@@ -170,9 +169,5 @@ def audit_verify() -> None:
         out.print(f"Audit log intact: {total} entries, hash chain verified.")
 
 
-def main() -> None:  # pragma: no cover - console script entry
-    app()
-
-
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    app()
