@@ -107,7 +107,8 @@ def current_account(uow: UnitOfWork, clock: Clock, session_token: str) -> Accoun
         if session is None:
             return None
         expired = (
-            now - session.last_seen_at > SESSION_IDLE or now - session.created_at > SESSION_ABSOLUTE
+            now - session.last_seen_at >= SESSION_IDLE
+            or now - session.created_at >= SESSION_ABSOLUTE
         )
         account = None if expired else uow.accounts.get(session.account_id)
     if expired:

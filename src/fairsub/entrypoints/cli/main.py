@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -34,28 +35,30 @@ out = Console()
 err = Console(stderr=True)
 
 
-def fail(message: str, code: int = 2) -> None:
-    err.print(f"fairsub: {message}", markup=False, highlight=False)
+def fail(message: str, code: int = 2) -> NoReturn:
+    """One line on stderr, never wrapped or decorated, then exit."""
+    print(f"fairsub: {' '.join(message.split())}", file=sys.stderr)
     raise typer.Exit(code)
 
 
 @contextmanager
 def opened() -> Iterator[Container]:
     """Settings and wiring, with every expected failure turned into one line and exit 2."""
+    container: Container | None = None
     try:
         container = bootstrap(Settings())
+        yield container
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "settings"
         fail(f"invalid setting {where}: {first['msg']}")
-    try:
-        yield container
     except FairsubError as error:
         fail(error.message)
     except SQLAlchemyError as error:
         fail(f"database error: {error.__class__.__name__}: {str(error).splitlines()[0]}")
     finally:
-        container.engine.dispose()
+        if container is not None:
+            container.engine.dispose()
 
 
 def _upgrade(container: Container) -> None:

@@ -1,0 +1,95 @@
+"""The command line as a newcomer runs it: real processes, real exit codes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+
+from fairsub.adapters.db.tables import accounts, subscriptions
+
+FAIRSUB = [sys.executable, "-m", "fairsub.entrypoints.cli.main"]
+
+
+def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FAIRSUB_")}
+    environment.update(FAIRSUB_DATA_DIR=str(tmp_path / "var"), **env)
+    return subprocess.run([*FAIRSUB, *args], capture_output=True, text=True, env=environment,
+                          timeout=120, check=False)
+
+
+def table_count(tmp_path: Path, table) -> int:  # type: ignore[no-untyped-def]
+    engine = create_engine(f"sqlite:///{tmp_path / 'var' / 'fairsub.db'}")
+    with engine.connect() as connection:
+        found = int(connection.execute(select(func.count()).select_from(table)).scalar_one())
+    engine.dispose()
+    return found
+
+
+def test_upgrade_and_seed_demo_twice_changes_nothing_the_second_time(tmp_path: Path) -> None:
+    upgrade = run(tmp_path, "db", "upgrade")
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert "upgraded from empty to revision 0001" in upgrade.stdout
+
+    first = run(tmp_path, "seed-demo")
+    assert first.returncode == 0, first.stderr
+    assert "demo@example.com / fairsub-demo" in first.stdout
+    before = (table_count(tmp_path, accounts), table_count(tmp_path, subscriptions))
+
+    second = run(tmp_path, "seed-demo")
+    assert second.returncode == 0
+    assert "nothing changed" in second.stdout
+    assert (table_count(tmp_path, accounts), table_count(tmp_path, subscriptions)) == before
+    assert before[1] >= 3
+
+
+def test_audit_verify_exits_1_and_names_the_tampered_entry(tmp_path: Path) -> None:
+    assert run(tmp_path, "db", "upgrade").returncode == 0
+    assert run(tmp_path, "seed-demo").returncode == 0
+    intact = run(tmp_path, "audit", "verify")
+    assert intact.returncode == 0 and "hash chain verified" in intact.stdout
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'var' / 'fairsub.db'}")
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE audit_events SET actor = 'someone-else' WHERE seq = 2"))
+    engine.dispose()
+
+    broken = run(tmp_path, "audit", "verify")
+    assert broken.returncode == 1
+    assert "broken at entry 2" in broken.stderr
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"FAIRSUB_SMTP_PORT": "not-a-port"}, "invalid setting smtp_port"),
+    ({"FAIRSUB_ENV": "production"}, "FAIRSUB_SECRET_KEY must be set"),
+    ({"FAIRSUB_DATABASE_URL": "nosuchdb://x"}, "fairsub:"),
+])
+def test_bad_settings_give_one_line_on_stderr_and_exit_2(tmp_path: Path, env: dict[str, str],
+                                                         message: str) -> None:
+    result = run(tmp_path, "db", "upgrade", **env)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_help_lists_every_command(tmp_path: Path) -> None:
+    result = run(tmp_path, "--help")
+    assert result.returncode == 0
+    for command in ("db", "seed-demo", "serve", "demo", "audit"):
+        assert command in result.stdout
+
+
+@pytest.mark.postgres
+def test_upgrade_and_seed_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    url = pg_url  # already migrated from the template: upgrade must be a no-op
+    upgrade = run(tmp_path, "db", "upgrade", FAIRSUB_DATABASE_URL=url)
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert "already at revision 0001" in upgrade.stdout
+    seed = run(tmp_path, "seed-demo", FAIRSUB_DATABASE_URL=url)
+    assert seed.returncode == 0, seed.stderr
+    assert run(tmp_path, "audit", "verify", FAIRSUB_DATABASE_URL=url).returncode == 0

@@ -1,0 +1,150 @@
+"""Signing in, throttling, sessions and password reset."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from fairsub.adapters.passwords import Argon2Hasher
+from fairsub.bootstrap import Container
+from fairsub.domain.errors import AuthenticationFailed, InvalidInput, TokenInvalid, TooManyAttempts
+from fairsub.services import accounts
+from fairsub.services.demo import DEMO_EMAIL, DEMO_PASSWORD
+from tests.builders import seeded
+from tests.fakes import FakeClock, FakeMailer
+
+
+def sign_in(container: Container, email: str = DEMO_EMAIL, password: str = DEMO_PASSWORD,
+            address: str = "198.51.100.7") -> accounts.SignedIn:
+    return accounts.sign_in(container.uows(), container.clock, container.hasher, email=email,
+                            password=password, address=address, user_agent="pytest")
+
+
+def test_sign_in_gives_a_session_that_finds_the_account(container: Container) -> None:
+    data = seeded(container)
+    signed_in = sign_in(container, email="  Demo@Example.com ")
+    assert len(signed_in.session_token) >= 32  # 256 bits of token_urlsafe
+    found = accounts.current_account(container.uows(), container.clock, signed_in.session_token)
+    assert found == data.alex
+
+
+def test_unknown_email_and_wrong_password_get_the_same_answer(container: Container) -> None:
+    seeded(container)
+    with pytest.raises(AuthenticationFailed) as wrong_password:
+        sign_in(container, password="not-the-password")
+    with pytest.raises(AuthenticationFailed) as unknown_email:
+        sign_in(container, email="nobody@example.com")
+    with pytest.raises(AuthenticationFailed) as malformed:
+        sign_in(container, email="not an email")
+    assert wrong_password.value.message == unknown_email.value.message == malformed.value.message
+
+
+def test_sign_in_is_throttled_per_account_with_a_clear_message(container: Container) -> None:
+    seeded(container)
+    for _ in range(accounts.MAX_FAILURES_PER_EMAIL):
+        with pytest.raises(AuthenticationFailed):
+            sign_in(container, password="wrong-password")
+    with pytest.raises(TooManyAttempts, match="Too many sign-in attempts"):
+        sign_in(container)  # even the right password waits
+    container.clock.advance(minutes=16)  # type: ignore[attr-defined]
+    assert sign_in(container).account.email == DEMO_EMAIL
+
+
+def test_sign_in_is_throttled_per_address_across_accounts(container: Container) -> None:
+    seeded(container)
+    for n in range(accounts.MAX_FAILURES_PER_ADDRESS):
+        with pytest.raises(AuthenticationFailed):
+            sign_in(container, email=f"guess{n}@example.com", address="203.0.113.9")
+    with pytest.raises(TooManyAttempts):
+        sign_in(container, address="203.0.113.9")
+    assert sign_in(container, address="203.0.113.10").account.email == DEMO_EMAIL
+
+
+def test_session_expires_after_30_idle_minutes(container: Container, clock: FakeClock) -> None:
+    seeded(container)
+    token = sign_in(container).session_token
+    clock.advance(minutes=29)
+    assert accounts.current_account(container.uows(), clock, token) is not None
+    clock.advance(minutes=29)  # active a moment ago: the idle timer restarted
+    assert accounts.current_account(container.uows(), clock, token) is not None
+    clock.advance(minutes=31)
+    assert accounts.current_account(container.uows(), clock, token) is None
+
+
+def test_session_expires_after_12_hours_however_active(container: Container, clock: FakeClock
+                                                       ) -> None:
+    seeded(container)
+    token = sign_in(container).session_token
+    for _ in range(12 * 3 - 1):  # a page every 20 minutes, for 11 h 40 min
+        clock.advance(minutes=20)
+        assert accounts.current_account(container.uows(), clock, token) is not None
+    clock.advance(minutes=20)
+    assert accounts.current_account(container.uows(), clock, token) is None
+
+
+def test_sign_out_ends_the_session(container: Container) -> None:
+    seeded(container)
+    token = sign_in(container).session_token
+    accounts.sign_out(container.uows(), token)
+    assert accounts.current_account(container.uows(), container.clock, token) is None
+
+
+def reset_token(mailer: FakeMailer, container: Container) -> str:
+    container.relay.drain()
+    (message,) = [m for m in mailer.sent if m.subject == "Reset your password"]
+    found = re.search(r"/password-reset/([A-Za-z0-9_-]+)", message.text)
+    assert found
+    return found.group(1)
+
+
+def test_password_reset_link_works_once(container: Container, mailer: FakeMailer) -> None:
+    seeded(container)
+    old_session = sign_in(container).session_token
+    accounts.request_password_reset(container.uows(), container.clock, email=DEMO_EMAIL)
+    token = reset_token(mailer, container)
+
+    accounts.reset_password(container.uows(), container.clock, container.hasher, token=token,
+                            new_password="a-brand-new-passphrase")
+
+    assert sign_in(container, password="a-brand-new-passphrase").account.email == DEMO_EMAIL
+    assert accounts.current_account(container.uows(), container.clock, old_session) is None
+    with pytest.raises(TokenInvalid, match="already been used"):
+        accounts.reset_password(container.uows(), container.clock, container.hasher,
+                                token=token, new_password="yet-another-passphrase")
+
+
+def test_password_reset_link_expires_after_30_minutes(container: Container, mailer: FakeMailer,
+                                                      clock: FakeClock) -> None:
+    seeded(container)
+    accounts.request_password_reset(container.uows(), clock, email=DEMO_EMAIL)
+    token = reset_token(mailer, container)
+    clock.advance(minutes=30)
+    with pytest.raises(TokenInvalid, match="expired"):
+        accounts.check_reset_token(container.uows(), clock, token)
+
+
+def test_password_reset_for_an_unknown_email_sends_nothing_and_says_nothing(
+    container: Container, mailer: FakeMailer
+) -> None:
+    seeded(container)
+    assert accounts.request_password_reset(container.uows(), container.clock,
+                                           email="nobody@example.com") is None
+    container.relay.drain()
+    assert mailer.sent == []
+
+
+def test_new_password_must_be_long_enough(container: Container, mailer: FakeMailer) -> None:
+    seeded(container)
+    accounts.request_password_reset(container.uows(), container.clock, email=DEMO_EMAIL)
+    token = reset_token(mailer, container)
+    with pytest.raises(InvalidInput, match="at least 10"):
+        accounts.reset_password(container.uows(), container.clock, container.hasher,
+                                token=token, new_password="short")
+
+
+def test_production_hasher_is_argon2id_at_19_mib_t2_p1() -> None:
+    stored = Argon2Hasher().hash("correct horse battery staple")
+    assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert Argon2Hasher().verify(stored, "correct horse battery staple")
+    assert not Argon2Hasher().verify(stored, "wrong")

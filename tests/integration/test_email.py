@@ -1,0 +1,141 @@
+"""Email goes out through the outbox relay to a real SMTP server (aiosmtpd)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import time
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from fairsub.adapters.email.smtp import SmtpMailer
+from fairsub.bootstrap import Container
+from tests.builders import seeded, turn_off
+from tests.conftest import free_port, make_container
+from tests.fakes import FakeClock
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802 - aiosmtpd's hook name
+        raw = envelope.content  # type: ignore[attr-defined]
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        self.messages.append(message)
+        return "250 Message accepted for delivery"
+
+
+class SmtpServer:
+    """A real SMTP server on loopback that can be stopped and started again."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.inbox = Inbox()
+        self._controller: Controller | None = None
+
+    def start(self) -> None:
+        self._controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp_container(sqlite_url: str, tmp_path: Path, clock: FakeClock, smtp: SmtpServer
+                   ) -> Iterator[Container]:
+    mailer = SmtpMailer("127.0.0.1", smtp.port, "Larkspur Security <no-reply@larkspur.example>",
+                        timeout=5)
+    built = make_container(sqlite_url, tmp_path, clock, mailer,
+                           base_url="https://portal.larkspur.example")
+    yield built
+    built.close()
+
+
+def parts(message: EmailMessage) -> tuple[str, str]:
+    text, html = message.get_body(("plain",)), message.get_body(("html",))
+    assert text is not None and html is not None
+    return text.get_content(), html.get_content()
+
+
+def test_c11_confirmation_email_carries_the_reference_end_date_and_a_link(
+    smtp_container: Container, smtp: SmtpServer
+) -> None:
+    data = seeded(smtp_container)
+    cancellation = turn_off(smtp_container, data.alex, data.annual)
+
+    result = smtp_container.relay.drain()
+
+    assert (result.sent, result.failed) == (1, 0)
+    (message,) = smtp.inbox.messages
+    assert message["To"] == "demo@example.com"
+    assert cancellation.reference in message["Subject"]
+    text, html = parts(message)
+    for body in (text, html):
+        assert cancellation.reference in body
+        assert "https://portal.larkspur.example/account/subscriptions/" in body
+        assert "7 November 2027" in body  # ends_at, in the customer's zone and locale
+        assert "GMT" in body  # received time carries its time zone
+
+
+def test_c30_no_email_asks_anyone_to_call_a_number(
+    smtp_container: Container, smtp: SmtpServer
+) -> None:
+    data = seeded(smtp_container)
+    turn_off(smtp_container, data.alex, data.annual)
+    smtp_container.relay.drain()
+    text, html = parts(smtp.inbox.messages[0])
+    for body in (text, html):
+        assert "never ask you to call" in body
+        assert not re.search(r"\+?\d[\d\s().-]{7,}\d", body.replace("2027", "").replace("2026", ""))
+
+
+def test_email_waits_in_the_outbox_while_smtp_is_down_and_goes_out_when_it_returns(
+    smtp_container: Container, smtp: SmtpServer, clock: FakeClock
+) -> None:
+    data = seeded(smtp_container)
+    smtp.stop()
+    cancellation = turn_off(smtp_container, data.alex, data.annual)
+
+    down = smtp_container.relay.run_once()
+    assert (down.sent, down.failed) == (0, 1)
+
+    smtp.start()
+    assert smtp_container.relay.run_once().sent == 0  # not before its retry time
+    clock.advance(minutes=1)
+    assert smtp_container.relay.run_once().sent == 1
+    (message,) = smtp.inbox.messages
+    assert cancellation.reference in message["Subject"]
+    assert smtp_container.relay.run_once().sent == 0  # sent once, not again
+
+
+def test_relay_thread_sends_soon_after_commit(smtp_container: Container, smtp: SmtpServer
+                                              ) -> None:
+    data = seeded(smtp_container)
+    smtp_container.relay.start(interval=60)  # a long poll: only the commit's nudge is fast
+    try:
+        cancellation = turn_off(smtp_container, data.alex, data.annual)
+        deadline = time.monotonic() + 10
+        while not smtp.inbox.messages and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        smtp_container.relay.stop()
+    assert smtp.inbox.messages, "email not sent within 10 s of the commit"
+    assert cancellation.reference in smtp.inbox.messages[0]["Subject"]
