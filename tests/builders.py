@@ -29,12 +29,22 @@ def seeded(container: Container) -> Demo:
     assert alex and erika
     subs = {s.plan_name: s for s in subscriptions.list_subscriptions(container.uows(), alex[0].id)}
     (erikas,) = subscriptions.list_subscriptions(container.uows(), erika[0].id)
-    return Demo(alex[0], erika[0], subs["360 Annual"], subs["Antivirus Monthly"],
-                subs["Identity Guard Annual"], erikas)
+    return Demo(
+        alex[0],
+        erika[0],
+        subs["360 Annual"],
+        subs["Antivirus Monthly"],
+        subs["Identity Guard Annual"],
+        erikas,
+    )
 
 
 def turn_off(container: Container, account: Account, subscription: Subscription):  # type: ignore[no-untyped-def]
     return subscriptions.turn_off_auto_renew(
-        container.uows(), container.clock, account_id=account.id,
-        subscription_id=subscription.id, actor=f"customer:{account.id}", channel="portal",
+        container.uows(),
+        container.clock,
+        account_id=account.id,
+        subscription_id=subscription.id,
+        actor=f"customer:{account.id}",
+        channel="portal",
     )

@@ -71,15 +71,21 @@ def pg_server(request: pytest.FixtureRequest) -> Iterator[str]:
     data, port = base / "data", free_port()
 
     def as_postgres(*args: str) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", *args], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", *args],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
-    as_postgres(f"{PG_BIN}/initdb", "-D", str(data), "-A", "trust", "-U", "postgres",
-                "--no-sync")
-    options = (f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off "
-               "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
-    as_postgres(f"{PG_BIN}/pg_ctl", "-D", str(data), "-o", options, "-w", "-l",
-                str(base / "log"), "start")
+    as_postgres(f"{PG_BIN}/initdb", "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
+    options = (
+        f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+    )
+    as_postgres(
+        f"{PG_BIN}/pg_ctl", "-D", str(data), "-o", options, "-w", "-l", str(base / "log"), "start"
+    )
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     finally:
@@ -154,17 +160,21 @@ def mailer() -> FakeMailer:
 FAST_HASHER = Argon2Hasher(memory_kib=64, time_cost=1, parallelism=1)
 
 
-def make_container(url: str, data_dir: Path, clock: FakeClock, mailer: object = None,
-                   **settings: object) -> Container:
+def make_container(
+    url: str, data_dir: Path, clock: FakeClock, mailer: object = None, **settings: object
+) -> Container:
     return bootstrap(
         Settings(database_url=url, data_dir=data_dir, secret_key="t" * 40, **settings),  # type: ignore[arg-type]
-        clock=clock, mailer=mailer, hasher=FAST_HASHER,  # type: ignore[arg-type]
+        clock=clock,
+        mailer=mailer,
+        hasher=FAST_HASHER,  # type: ignore[arg-type]
     )
 
 
 @pytest.fixture
-def container(db_url: str, tmp_path: Path, clock: FakeClock, mailer: FakeMailer
-              ) -> Iterator[Container]:
+def container(
+    db_url: str, tmp_path: Path, clock: FakeClock, mailer: FakeMailer
+) -> Iterator[Container]:
     built = make_container(db_url, tmp_path, clock, mailer)
     yield built
     built.close()

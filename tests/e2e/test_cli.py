@@ -18,8 +18,9 @@ FAIRSUB = [sys.executable, "-m", "fairsub.entrypoints.cli.main"]
 def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("FAIRSUB_")}
     environment.update(FAIRSUB_DATA_DIR=str(tmp_path / "var"), **env)
-    return subprocess.run([*FAIRSUB, *args], capture_output=True, text=True, env=environment,
-                          timeout=120, check=False)
+    return subprocess.run(
+        [*FAIRSUB, *args], capture_output=True, text=True, env=environment, timeout=120, check=False
+    )
 
 
 def table_count(tmp_path: Path, table) -> int:  # type: ignore[no-untyped-def]
@@ -63,13 +64,17 @@ def test_audit_verify_exits_1_and_names_the_tampered_entry(tmp_path: Path) -> No
     assert "broken at entry 2" in broken.stderr
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"FAIRSUB_SMTP_PORT": "not-a-port"}, "invalid setting smtp_port"),
-    ({"FAIRSUB_ENV": "production"}, "FAIRSUB_SECRET_KEY must be set"),
-    ({"FAIRSUB_DATABASE_URL": "nosuchdb://x"}, "fairsub:"),
-])
-def test_bad_settings_give_one_line_on_stderr_and_exit_2(tmp_path: Path, env: dict[str, str],
-                                                         message: str) -> None:
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"FAIRSUB_SMTP_PORT": "not-a-port"}, "invalid setting smtp_port"),
+        ({"FAIRSUB_ENV": "production"}, "FAIRSUB_SECRET_KEY must be set"),
+        ({"FAIRSUB_DATABASE_URL": "nosuchdb://x"}, "fairsub:"),
+    ],
+)
+def test_bad_settings_give_one_line_on_stderr_and_exit_2(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
     result = run(tmp_path, "db", "upgrade", **env)
     assert result.returncode == 2
     assert message in result.stderr

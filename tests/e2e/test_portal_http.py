@@ -22,8 +22,9 @@ REFERENCE = re.compile(r"FS-[0-9A-Z]{4}-[0-9A-Z]{4}")
 
 
 @pytest.fixture
-def portal(sqlite_url: str, tmp_path: Path, clock: FakeClock, mailer: FakeMailer
-           ) -> Iterator[tuple[TestClient, Container, Demo]]:
+def portal(
+    sqlite_url: str, tmp_path: Path, clock: FakeClock, mailer: FakeMailer
+) -> Iterator[tuple[TestClient, Container, Demo]]:
     container = make_container(sqlite_url, tmp_path, clock, mailer)
     data = seeded(container)
     with TestClient(create_app(container, run_relay=False), follow_redirects=False) as client:
@@ -39,8 +40,15 @@ def csrf(client: TestClient, path: str) -> str:
 
 
 def sign_in(client: TestClient, email: str = DEMO_EMAIL, password: str = DEMO_PASSWORD):  # type: ignore[no-untyped-def]
-    return client.post("/login", data={"email": email, "password": password, "next": "/account",
-                                       "csrf_token": csrf(client, "/login")})
+    return client.post(
+        "/login",
+        data={
+            "email": email,
+            "password": password,
+            "next": "/account",
+            "csrf_token": csrf(client, "/login"),
+        },
+    )
 
 
 def count(container: Container, table) -> int:  # type: ignore[no-untyped-def]
@@ -78,11 +86,15 @@ def test_sign_in_sets_a_fresh_httponly_samesite_session_cookie(portal) -> None: 
 def test_https_deployments_get_host_prefixed_secure_cookies(
     sqlite_url: str, tmp_path: Path, clock: FakeClock, mailer: FakeMailer
 ) -> None:
-    container = make_container(sqlite_url, tmp_path, clock, mailer,
-                               base_url="https://portal.larkspur.example")
+    container = make_container(
+        sqlite_url, tmp_path, clock, mailer, base_url="https://portal.larkspur.example"
+    )
     seeded(container)
-    with TestClient(create_app(container, run_relay=False), base_url="https://testserver",
-                    follow_redirects=False) as client:
+    with TestClient(
+        create_app(container, run_relay=False),
+        base_url="https://testserver",
+        follow_redirects=False,
+    ) as client:
         response = sign_in(client)
     container.close()
     cookie = next(c for c in response.headers.get_list("set-cookie") if "fairsub_session" in c)
@@ -106,8 +118,9 @@ def test_turn_off_without_csrf_token_is_refused_and_changes_nothing(portal) -> N
     response = client.post(f"/account/subscriptions/{data.annual.id}/turn-off", data={})
     assert response.status_code == 403
     assert "Nothing was changed" in response.text
-    forged = client.post(f"/account/subscriptions/{data.annual.id}/turn-off",
-                         data={"csrf_token": "0" * 64})
+    forged = client.post(
+        f"/account/subscriptions/{data.annual.id}/turn-off", data={"csrf_token": "0" * 64}
+    )
     assert forged.status_code == 403
     assert count(container, cancellations) == 0
 
@@ -159,10 +172,18 @@ def test_another_customers_subscription_is_404_for_every_action(portal) -> None:
     token = csrf(client, "/account")
     assert client.get(f"/account/subscriptions/{theirs}").status_code == 404
     assert client.get(f"/account/subscriptions/{theirs}/turn-off").status_code == 404
-    assert client.post(f"/account/subscriptions/{theirs}/turn-off",
-                       data={"csrf_token": token}).status_code == 404
-    assert client.post(f"/account/subscriptions/{theirs}/turn-on",
-                       data={"csrf_token": token}).status_code == 404
+    assert (
+        client.post(
+            f"/account/subscriptions/{theirs}/turn-off", data={"csrf_token": token}
+        ).status_code
+        == 404
+    )
+    assert (
+        client.post(
+            f"/account/subscriptions/{theirs}/turn-on", data={"csrf_token": token}
+        ).status_code
+        == 404
+    )
     assert count(container, cancellations) == 0
 
 
@@ -176,10 +197,15 @@ def test_someone_elses_reference_is_404(portal) -> None:  # type: ignore[no-unty
     assert client.get(location).status_code == 404
 
 
-@pytest.mark.parametrize("path", ["/account/subscriptions/999999",
-                                  "/account/subscriptions/not-a-number",
-                                  "/account/cancellations/FS-0000-0000",
-                                  "/account/cancellations/garbage"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/account/subscriptions/999999",
+        "/account/subscriptions/not-a-number",
+        "/account/cancellations/FS-0000-0000",
+        "/account/cancellations/garbage",
+    ],
+)
 def test_unknown_or_malformed_ids_get_a_clear_page_not_a_trace(portal, path: str) -> None:  # type: ignore[no-untyped-def]
     client, _, _ = portal
     sign_in(client)
@@ -205,20 +231,38 @@ def test_empty_account_says_so(portal) -> None:  # type: ignore[no-untyped-def]
 
 def test_login_redirect_never_leaves_the_site(portal) -> None:  # type: ignore[no-untyped-def]
     client, _, _ = portal
-    response = client.post("/login", data={
-        "email": DEMO_EMAIL, "password": DEMO_PASSWORD, "next": "//evil.example/phish",
-        "csrf_token": csrf(client, "/login"),
-    })
+    response = client.post(
+        "/login",
+        data={
+            "email": DEMO_EMAIL,
+            "password": DEMO_PASSWORD,
+            "next": "//evil.example/phish",
+            "csrf_token": csrf(client, "/login"),
+        },
+    )
     assert response.headers["location"] == "/account"
 
 
 def test_c31_contact_checker_tells_ours_from_not_ours(portal) -> None:  # type: ignore[no-untyped-def]
     client, _, _ = portal
     token = csrf(client, "/contact")
-    ours = client.post("/contact", data={"csrf_token": token,
-                                         "value": "support@larkspur.example"})
+    ours = client.post("/contact", data={"csrf_token": token, "value": "support@larkspur.example"})
     assert "is ours" in ours.text
     fake = client.post("/contact", data={"csrf_token": token, "value": "+1 555 0100 1234"})
     assert "is not ours" in fake.text and "Do not call it" in fake.text
     empty = client.post("/contact", data={"csrf_token": token, "value": "   "})
     assert empty.status_code == 422 and "Paste the phone number" in empty.text
+
+
+def test_c10_confirmation_can_be_saved_as_a_file_without_javascript(portal) -> None:  # type: ignore[no-untyped-def]
+    client, _, data = portal
+    sign_in(client)
+    path = f"/account/subscriptions/{data.annual.id}/turn-off"
+    location = client.post(path, data={"csrf_token": csrf(client, path)}).headers["location"]
+    reference = location.rsplit("/", 1)[1]
+    saved = client.get(f"{location}.txt")
+    assert saved.status_code == 200
+    assert saved.headers["content-type"].startswith("text/plain")
+    assert f'filename="{reference}.txt"' in saved.headers["content-disposition"]
+    assert reference in saved.text and "Auto-renew:        Off" in saved.text
+    assert "<demo@example.com>" in saved.text  # plain text, not HTML-escaped

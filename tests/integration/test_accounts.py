@@ -15,10 +15,21 @@ from tests.builders import seeded
 from tests.fakes import FakeClock, FakeMailer
 
 
-def sign_in(container: Container, email: str = DEMO_EMAIL, password: str = DEMO_PASSWORD,
-            address: str = "198.51.100.7") -> accounts.SignedIn:
-    return accounts.sign_in(container.uows(), container.clock, container.hasher, email=email,
-                            password=password, address=address, user_agent="pytest")
+def sign_in(
+    container: Container,
+    email: str = DEMO_EMAIL,
+    password: str = DEMO_PASSWORD,
+    address: str = "198.51.100.7",
+) -> accounts.SignedIn:
+    return accounts.sign_in(
+        container.uows(),
+        container.clock,
+        container.hasher,
+        email=email,
+        password=password,
+        address=address,
+        user_agent="pytest",
+    )
 
 
 def test_sign_in_gives_a_session_that_finds_the_account(container: Container) -> None:
@@ -72,8 +83,9 @@ def test_session_expires_after_30_idle_minutes(container: Container, clock: Fake
     assert accounts.current_account(container.uows(), clock, token) is None
 
 
-def test_session_expires_after_12_hours_however_active(container: Container, clock: FakeClock
-                                                       ) -> None:
+def test_session_expires_after_12_hours_however_active(
+    container: Container, clock: FakeClock
+) -> None:
     seeded(container)
     token = sign_in(container).session_token
     for _ in range(12 * 3 - 1):  # a page every 20 minutes, for 11 h 40 min
@@ -104,18 +116,29 @@ def test_password_reset_link_works_once(container: Container, mailer: FakeMailer
     accounts.request_password_reset(container.uows(), container.clock, email=DEMO_EMAIL)
     token = reset_token(mailer, container)
 
-    accounts.reset_password(container.uows(), container.clock, container.hasher, token=token,
-                            new_password="a-brand-new-passphrase")
+    accounts.reset_password(
+        container.uows(),
+        container.clock,
+        container.hasher,
+        token=token,
+        new_password="a-brand-new-passphrase",
+    )
 
     assert sign_in(container, password="a-brand-new-passphrase").account.email == DEMO_EMAIL
     assert accounts.current_account(container.uows(), container.clock, old_session) is None
     with pytest.raises(TokenInvalid, match="already been used"):
-        accounts.reset_password(container.uows(), container.clock, container.hasher,
-                                token=token, new_password="yet-another-passphrase")
+        accounts.reset_password(
+            container.uows(),
+            container.clock,
+            container.hasher,
+            token=token,
+            new_password="yet-another-passphrase",
+        )
 
 
-def test_password_reset_link_expires_after_30_minutes(container: Container, mailer: FakeMailer,
-                                                      clock: FakeClock) -> None:
+def test_password_reset_link_expires_after_30_minutes(
+    container: Container, mailer: FakeMailer, clock: FakeClock
+) -> None:
     seeded(container)
     accounts.request_password_reset(container.uows(), clock, email=DEMO_EMAIL)
     token = reset_token(mailer, container)
@@ -128,8 +151,12 @@ def test_password_reset_for_an_unknown_email_sends_nothing_and_says_nothing(
     container: Container, mailer: FakeMailer
 ) -> None:
     seeded(container)
-    assert accounts.request_password_reset(container.uows(), container.clock,
-                                           email="nobody@example.com") is None
+    assert (
+        accounts.request_password_reset(
+            container.uows(), container.clock, email="nobody@example.com"
+        )
+        is None
+    )
     container.relay.drain()
     assert mailer.sent == []
 
@@ -139,8 +166,9 @@ def test_new_password_must_be_long_enough(container: Container, mailer: FakeMail
     accounts.request_password_reset(container.uows(), container.clock, email=DEMO_EMAIL)
     token = reset_token(mailer, container)
     with pytest.raises(InvalidInput, match="at least 10"):
-        accounts.reset_password(container.uows(), container.clock, container.hasher,
-                                token=token, new_password="short")
+        accounts.reset_password(
+            container.uows(), container.clock, container.hasher, token=token, new_password="short"
+        )
 
 
 def test_production_hasher_is_argon2id_at_19_mib_t2_p1() -> None:

@@ -96,8 +96,12 @@ def test_unknown_subscription_is_not_found(container: Container) -> None:
     data = seeded(container)
     with pytest.raises(NotFound):
         subscriptions.turn_off_auto_renew(
-            container.uows(), container.clock, account_id=data.alex.id,
-            subscription_id=999_999, actor="customer", channel="portal",
+            container.uows(),
+            container.clock,
+            account_id=data.alex.id,
+            subscription_id=999_999,
+            actor="customer",
+            channel="portal",
         )
 
 
@@ -113,8 +117,12 @@ def test_c13_once_off_it_stays_off_until_the_customer_turns_it_on(container: Con
     first = turn_off(container, data.alex, data.annual)
 
     subscriptions.turn_on_auto_renew(
-        container.uows(), container.clock, account_id=data.alex.id,
-        subscription_id=data.annual.id, actor=f"customer:{data.alex.id}", channel="portal",
+        container.uows(),
+        container.clock,
+        account_id=data.alex.id,
+        subscription_id=data.annual.id,
+        actor=f"customer:{data.alex.id}",
+        channel="portal",
     )
     sub, in_force = subscriptions.get_subscription(container.uows(), data.alex.id, data.annual.id)
     assert (sub.status, sub.auto_renew, in_force) == (Status.ACTIVE, True, None)
@@ -122,9 +130,10 @@ def test_c13_once_off_it_stays_off_until_the_customer_turns_it_on(container: Con
     container.clock.advance(minutes=5)
     second = turn_off(container, data.alex, data.annual)
     assert second.reference != first.reference
-    assert subscriptions.get_cancellation(
-        container.uows(), data.alex.id, first.reference
-    ).reversed_at is not None
+    assert (
+        subscriptions.get_cancellation(container.uows(), data.alex.id, first.reference).reversed_at
+        is not None
+    )
 
 
 def test_turn_on_is_refused_once_the_paid_period_is_over(container: Container) -> None:
@@ -133,8 +142,12 @@ def test_turn_on_is_refused_once_the_paid_period_is_over(container: Container) -
     container.clock.set(data.monthly.period.end)
     with pytest.raises(InvalidTransition):
         subscriptions.turn_on_auto_renew(
-            container.uows(), container.clock, account_id=data.alex.id,
-            subscription_id=data.monthly.id, actor="customer", channel="portal",
+            container.uows(),
+            container.clock,
+            account_id=data.alex.id,
+            subscription_id=data.monthly.id,
+            actor="customer",
+            channel="portal",
         )
 
 
@@ -165,12 +178,18 @@ def test_audit_chain_verifies_and_names_the_first_tampered_entry(container: Cont
     assert (total, broken) == (count(container, audit_events), None)
 
     with container.engine.begin() as connection:
-        target = connection.execute(
-            select(audit_events.c.seq).where(audit_events.c.action == "portal:subscription:"
-                                              "auto_renew_off").order_by(audit_events.c.seq)
-        ).scalars().first()
+        target = (
+            connection.execute(
+                select(audit_events.c.seq)
+                .where(audit_events.c.action == "portal:subscription:auto_renew_off")
+                .order_by(audit_events.c.seq)
+            )
+            .scalars()
+            .first()
+        )
         connection.execute(
-            update(audit_events).where(audit_events.c.seq == target)
+            update(audit_events)
+            .where(audit_events.c.seq == target)
             .values(after={"status": "active", "auto_renew": True})
         )
     assert audit.verify(container.uows())[1] == target

@@ -59,12 +59,15 @@ def smtp() -> Iterator[SmtpServer]:
 
 
 @pytest.fixture
-def smtp_container(sqlite_url: str, tmp_path: Path, clock: FakeClock, smtp: SmtpServer
-                   ) -> Iterator[Container]:
-    mailer = SmtpMailer("127.0.0.1", smtp.port, "Larkspur Security <no-reply@larkspur.example>",
-                        timeout=5)
-    built = make_container(sqlite_url, tmp_path, clock, mailer,
-                           base_url="https://portal.larkspur.example")
+def smtp_container(
+    sqlite_url: str, tmp_path: Path, clock: FakeClock, smtp: SmtpServer
+) -> Iterator[Container]:
+    mailer = SmtpMailer(
+        "127.0.0.1", smtp.port, "Larkspur Security <no-reply@larkspur.example>", timeout=5
+    )
+    built = make_container(
+        sqlite_url, tmp_path, clock, mailer, base_url="https://portal.larkspur.example"
+    )
     yield built
     built.close()
 
@@ -126,8 +129,7 @@ def test_email_waits_in_the_outbox_while_smtp_is_down_and_goes_out_when_it_retur
     assert smtp_container.relay.run_once().sent == 0  # sent once, not again
 
 
-def test_relay_thread_sends_soon_after_commit(smtp_container: Container, smtp: SmtpServer
-                                              ) -> None:
+def test_relay_thread_sends_soon_after_commit(smtp_container: Container, smtp: SmtpServer) -> None:
     data = seeded(smtp_container)
     smtp_container.relay.start(interval=60)  # a long poll: only the commit's nudge is fast
     try:

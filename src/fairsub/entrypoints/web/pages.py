@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from fairsub.adapters import display
 from fairsub.bootstrap import Container
@@ -17,8 +18,12 @@ from fairsub.domain.accounts import Account
 from fairsub.domain.money import Money
 from fairsub.entrypoints.web.security import csrf_token
 
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
-templates.env.globals["csrf_field"] = "csrf_token"
+templates = Jinja2Templates(
+    env=Environment(
+        loader=FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=select_autoescape(enabled_extensions=("html",), default=True),
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)

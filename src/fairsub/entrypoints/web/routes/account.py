@@ -78,6 +78,23 @@ def turn_on(app: ContainerDep, customer: CurrentCustomer, subscription_id: int) 
     return RedirectResponse(f"/account/subscriptions/{subscription_id}?done=on", 303)
 
 
+@router.get("/cancellations/{reference}.txt")
+def cancellation_text(
+    request: Request, app: ContainerDep, customer: CurrentCustomer, reference: str
+) -> Response:
+    """The same proof as a file the customer can keep, with no JavaScript needed."""
+    cancellation = subscriptions.get_cancellation(app.uows(), customer.id, reference)
+    subscription, _ = subscriptions.get_subscription(
+        app.uows(), customer.id, cancellation.subscription_id
+    )
+    page = render(
+        request, "cancellation.txt", account=customer, cancellation=cancellation, sub=subscription
+    )
+    page.headers["Content-Type"] = "text/plain; charset=utf-8"
+    page.headers["Content-Disposition"] = f'attachment; filename="{cancellation.reference}.txt"'
+    return page
+
+
 @router.get("/cancellations/{reference}")
 def cancellation_page(
     request: Request, app: ContainerDep, customer: CurrentCustomer, reference: str
