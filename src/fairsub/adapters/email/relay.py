@@ -76,7 +76,7 @@ class OutboxRelay:
             try:
                 message = self._renderer.render(item.id, item.kind, item.recipient, item.payload)
                 self._mailer.send(message)
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - any failure is retried later
                 failed += 1
                 retry_at = self._clock.now() + backoff(item.attempts)
                 log.warning(
