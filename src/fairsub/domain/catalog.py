@@ -39,6 +39,7 @@ class Plan:
     term: Term
     seats: int
     prices: Mapping[str, Money] = field(default_factory=dict)
+    trial_days: int = 0
 
     def price_in(self, region: str) -> Money:
         try:
@@ -61,6 +62,12 @@ class Catalog:
             raise InvalidInput(f"Unknown plan {code!r}.") from None
 
 
+def _table(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise InvalidInput(f"{where}: expected a table")
+    return value
+
+
 def _text(data: Mapping[str, Any], key: str, where: str) -> str:
     value = data.get(key)
     if not isinstance(value, str) or not value.strip():
@@ -68,51 +75,83 @@ def _text(data: Mapping[str, Any], key: str, where: str) -> str:
     return value
 
 
-def _section(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = data.get(key)
-    if not isinstance(value, Mapping) or not value:
-        raise InvalidInput(f"{key}: expected at least one [{key}.<code>] table")
+def _whole(data: Mapping[str, Any], key: str, where: str, default: int, minimum: int) -> int:
+    value = data.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise InvalidInput(f"{where}.{key}: expected a whole number of at least {minimum}")
     return value
 
 
+def _section(data: Mapping[str, Any], key: str) -> Mapping[str, Mapping[str, Any]]:
+    value = data.get(key)
+    if not isinstance(value, Mapping) or not value:
+        raise InvalidInput(f"{key}: expected at least one [{key}.<code>] table")
+    return {code: _table(raw, f"{key}.{code}") for code, raw in value.items()}
+
+
+def _region(code: str, raw: Mapping[str, Any]) -> Region:
+    where = f"regions.{code}"
+    currency = _text(raw, "currency", where)
+    try:
+        Money.zero(currency)
+    except InvalidInput as error:
+        raise InvalidInput(f"{where}.currency: {error.message}") from None
+    return Region(
+        code=code,
+        name=_text(raw, "name", where),
+        currency=currency,
+        locale=_text(raw, "locale", where),
+        timezone=_text(raw, "timezone", where),
+    )
+
+
+def _product(code: str, raw: Mapping[str, Any]) -> Product:
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise InvalidInput(f"products.{code}.description: expected a string")
+    return Product(code, _text(raw, "name", f"products.{code}"), description)
+
+
+def _plan(
+    code: str,
+    raw: Mapping[str, Any],
+    regions: Mapping[str, Region],
+    products: Mapping[str, Product],
+) -> Plan:
+    where = f"plans.{code}"
+    product = _text(raw, "product", where)
+    if product not in products:
+        raise InvalidInput(f"{where}.product: no product {product!r}")
+    try:
+        term = Term(_text(raw, "term", where))
+    except ValueError:
+        raise InvalidInput(f"{where}.term: expected 'month' or 'year'") from None
+    prices: dict[str, Money] = {}
+    for region, amount in _table(raw.get("prices", {}), f"{where}.prices").items():
+        if region not in regions:
+            raise InvalidInput(f"{where}.prices.{region}: no region {region!r}")
+        if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
+            raise InvalidInput(f"{where}.prices.{region}: expected minor units (an integer)")
+        prices[region] = Money(amount, regions[region].currency)
+    if not prices:
+        raise InvalidInput(f"{where}.prices: expected a price for at least one region")
+    return Plan(
+        code=code,
+        product_code=product,
+        name=_text(raw, "name", where),
+        term=term,
+        seats=_whole(raw, "seats", where, default=1, minimum=1),
+        prices=prices,
+        trial_days=_whole(raw, "trial_days", where, default=0, minimum=0),
+    )
+
+
 def parse_catalog(data: Mapping[str, Any]) -> Catalog:
+    """Build the catalog from parsed TOML; any problem is InvalidInput naming its path."""
     vendor = _text(data, "vendor", "catalog")
-    regions: dict[str, Region] = {}
-    for code, raw in _section(data, "regions").items():
-        where = f"regions.{code}"
-        regions[code] = Region(
-            code=code,
-            name=_text(raw, "name", where),
-            currency=_text(raw, "currency", where),
-            locale=_text(raw, "locale", where),
-            timezone=_text(raw, "timezone", where),
-        )
-        Money.zero(regions[code].currency)  # refuses unknown currencies
-    products = {
-        code: Product(code, _text(raw, "name", f"products.{code}"), raw.get("description", ""))
-        for code, raw in _section(data, "products").items()
+    regions = {code: _region(code, raw) for code, raw in _section(data, "regions").items()}
+    products = {code: _product(code, raw) for code, raw in _section(data, "products").items()}
+    plans = {
+        code: _plan(code, raw, regions, products) for code, raw in _section(data, "plans").items()
     }
-    plans: dict[str, Plan] = {}
-    for code, raw in _section(data, "plans").items():
-        where = f"plans.{code}"
-        product = _text(raw, "product", where)
-        if product not in products:
-            raise InvalidInput(f"{where}.product: no product {product!r}")
-        try:
-            term = Term(_text(raw, "term", where))
-        except ValueError:
-            raise InvalidInput(f"{where}.term: expected 'month' or 'year'") from None
-        seats = raw.get("seats", 1)
-        if not isinstance(seats, int) or seats < 1:
-            raise InvalidInput(f"{where}.seats: expected a whole number of at least 1")
-        prices: dict[str, Money] = {}
-        for region, amount in dict(raw.get("prices", {})).items():
-            if region not in regions:
-                raise InvalidInput(f"{where}.prices.{region}: no region {region!r}")
-            if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
-                raise InvalidInput(f"{where}.prices.{region}: expected minor units (an integer)")
-            prices[region] = Money(amount, regions[region].currency)
-        if not prices:
-            raise InvalidInput(f"{where}.prices: expected a price for at least one region")
-        plans[code] = Plan(code, product, _text(raw, "name", where), term, seats, prices)
     return Catalog(vendor, regions, products, plans)

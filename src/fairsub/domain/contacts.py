@@ -53,8 +53,15 @@ def check_contact(text: str, channels: OfficialChannels) -> ContactVerdict:
     if digits and not letters and len(digits) >= 5:
         official = any(_digits(p) == digits for p in channels.phones if _digits(p))
         return ContactVerdict(ContactKind.PHONE, value, official)
+    if "\\" in value or any(ch.isspace() or ord(ch) < 32 for ch in value):
+        # Browsers read a backslash as a slash: https://evil.example\.ours.example is evil.
+        return ContactVerdict(ContactKind.LINK, value, official=False)
     url = value if "://" in value else "https://" + value
     parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises on a non-numeric port such as ours.example:evil.com
+    except ValueError:
+        return ContactVerdict(ContactKind.LINK, value, official=False)
     origin = f"{parts.scheme}://{parts.netloc}".lower()
     # Otherwise http:// is never ours: an official link is always served over TLS.
     official = origin in channels.origins or (

@@ -37,7 +37,9 @@ class Money:
     def zero(cls, currency: str) -> Money:
         return cls(0, currency)
 
-    def _same(self, other: Money) -> None:
+    def _same(self, other: object) -> None:
+        if not isinstance(other, Money):
+            raise InvalidInput("Money combines only with Money.")
         if self.currency != other.currency:
             raise InvalidInput(f"Cannot mix {self.currency} and {other.currency}.")
 

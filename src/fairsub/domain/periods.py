@@ -20,7 +20,8 @@ class Term(StrEnum):
 
 
 def require_utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None or moment.utcoffset() != timedelta(0):
+    # utcoffset(None) is None for zones like Europe/London, whose offset changes with the date.
+    if moment.tzinfo is None or moment.tzinfo.utcoffset(None) != timedelta(0):
         raise InvalidInput("Times inside fairsub are timezone-aware UTC.")
     return moment
 
@@ -66,7 +67,8 @@ class Period:
     @classmethod
     def containing(cls, anchor: datetime, term: Term, moment: datetime) -> Period:
         """The period, counted from the anchor, that contains `moment` (>= anchor)."""
-        if moment < anchor:
+        require_utc(anchor)
+        if require_utc(moment) < anchor:
             raise InvalidInput("The moment is before the anchor.")
         months = (moment.year - anchor.year) * 12 + (moment.month - anchor.month)
         index = max(0, months // term.months - 1)

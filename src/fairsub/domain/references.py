@@ -1,7 +1,8 @@
 """Reference numbers customers keep as proof: FS-7K3M-Q9TZ.
 
 Seven random Crockford base32 characters (35 bits) and a Luhn mod 32 check character,
-so a mistyped character or a swap of neighbours is caught before any lookup.
+so any single mistyped character is caught before any lookup, and so is a swap of
+neighbours, except 0 and Z (Luhn's one blind spot, like 09/90 in card numbers).
 Uniqueness is the database's job (a unique column); unguessability comes from `secrets`.
 """
 
@@ -38,7 +39,9 @@ def new_reference() -> str:
 def normalize_reference(text: str) -> str:
     """Parse what a person typed ('fs 7k3m q9tz') into the canonical form, or raise."""
     cleaned = text.strip().upper().replace(" ", "").replace("-", "")
-    cleaned = cleaned.removeprefix("FS").translate(_ALIASES)
+    if len(cleaned) == 10 and cleaned.startswith("FS"):
+        cleaned = cleaned[2:]
+    cleaned = cleaned.translate(_ALIASES)
     if len(cleaned) != 8 or any(ch not in _VALUE for ch in cleaned):
         raise InvalidInput("A reference looks like FS-7K3M-Q9TZ.")
     if _check_character(cleaned[:7]) != cleaned[7]:

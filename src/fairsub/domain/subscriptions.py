@@ -142,4 +142,5 @@ class Subscription:
         if now < self.period.end:
             raise InvalidTransition("The paid period has not ended yet.")
         self._move(Status.EXPIRED)
+        self.auto_renew = False
         self.events.append(SubscriptionExpired(self.id, now))
