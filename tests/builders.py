@@ -22,7 +22,9 @@ class Demo:
 
 def seeded(container: Container) -> Demo:
     """The demo data set: Alex (3 subscriptions, one via a reseller) and Erika (one)."""
-    demo.seed_demo(container.uows(), container.clock, container.hasher, container.catalog())
+    demo.seed_demo(
+        container.uows(), container.clock, container.hasher, container.catalog(), container.gateway
+    )
     with container.uows().read() as uow:
         alex = uow.accounts.by_email(demo.DEMO_EMAIL)
         erika = uow.accounts.by_email("erika@example.com")

@@ -28,7 +28,7 @@ from fairsub.adapters.db.engine import make_engine
 from fairsub.adapters.passwords import Argon2Hasher
 from fairsub.bootstrap import Container, bootstrap
 from fairsub.config import Settings
-from tests.fakes import FakeClock, FakeMailer
+from tests.fakes import FakeClock, FakeGateway, FakeMailer
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_BINDIRS = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
@@ -161,13 +161,20 @@ FAST_HASHER = Argon2Hasher(memory_kib=64, time_cost=1, parallelism=1)
 
 
 def make_container(
-    url: str, data_dir: Path, clock: FakeClock, mailer: object = None, **settings: object
+    url: str,
+    data_dir: Path,
+    clock: object,
+    mailer: object = None,
+    gateway: object = None,
+    **settings: object,
 ) -> Container:
+    """A wired container on the given database; the fake gateway unless one is given."""
     return bootstrap(
         Settings(database_url=url, data_dir=data_dir, secret_key="t" * 40, **settings),  # type: ignore[arg-type]
-        clock=clock,
-        mailer=mailer,
-        hasher=FAST_HASHER,  # type: ignore[arg-type]
+        clock=clock,  # type: ignore[arg-type]
+        mailer=mailer,  # type: ignore[arg-type]
+        hasher=FAST_HASHER,
+        gateway=gateway or FakeGateway(),  # type: ignore[arg-type]
     )
 
 

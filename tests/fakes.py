@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-from fairsub.services.ports import EmailMessage
+from fairsub.domain.money import Money
+from fairsub.services.ports import (
+    CardDetails,
+    ChargeResult,
+    EmailMessage,
+    GatewayLedgerEntry,
+    GatewayTimeout,
+    GatewayUnavailable,
+    RefundResult,
+    StoredCard,
+)
 
 
 class FakeClock:
@@ -34,3 +45,67 @@ class FakeMailer:
         if self.down:
             raise ConnectionRefusedError("SMTP server is down")
         self.sent.append(message)
+
+
+class FakeGateway:
+    """An in-memory gateway with the port's promises: one charge per key, lost answers.
+
+    Cards: a token per behaviour ("ok", "decline", "timeout" — charged, answer lost —
+    and "down" — refused before charging)."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.charges: dict[str, ChargeResult] = {}
+        self.refunds: dict[str, RefundResult] = {}
+        self.calls = 0
+
+    def store_card(self, card: CardDetails) -> StoredCard:
+        behaviour = {"0002": "decline", "0119": "timeout"}.get(card.number[-4:], "ok")
+        return StoredCard(
+            f"tok_{behaviour}_{len(self.charges)}",
+            "Visa",
+            card.number[-4:],
+            f"{card.exp_month:02d}/{card.exp_year}",
+        )
+
+    def charge(
+        self, idempotency_key: str, amount: Money, card_token: str, description: str
+    ) -> ChargeResult:
+        self.calls += 1
+        if card_token.startswith("tok_down"):
+            raise GatewayUnavailable("down")
+        if idempotency_key in self.charges:
+            return self.charges[idempotency_key]
+        ok = not card_token.startswith("tok_decline")
+        result = ChargeResult(
+            idempotency_key,
+            ok,
+            f"ch_{len(self.charges) + 1}" if ok else None,
+            amount,
+            None if ok else "card_declined",
+        )
+        self.charges[idempotency_key] = result
+        if card_token.startswith("tok_timeout"):
+            raise GatewayTimeout("answer lost")
+        return result
+
+    def lookup_charge(self, idempotency_key: str) -> ChargeResult | None:
+        return self.charges.get(idempotency_key)
+
+    def refund(self, idempotency_key: str, charge_ref: str, amount: Money) -> RefundResult:
+        if idempotency_key not in self.refunds:
+            self.refunds[idempotency_key] = RefundResult(
+                idempotency_key, True, f"re_{len(self.refunds) + 1}", amount
+            )
+        return self.refunds[idempotency_key]
+
+    def ledger(self) -> Iterator[GatewayLedgerEntry]:
+        for key, charge in self.charges.items():
+            yield GatewayLedgerEntry(
+                "charge", key, charge.amount, charge.succeeded, charge.gateway_ref
+            )
+        for key, refund in self.refunds.items():
+            yield GatewayLedgerEntry(
+                "refund", key, refund.amount, refund.succeeded, refund.gateway_ref
+            )

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import structlog
 from sqlalchemy import Engine
 
-from fairsub.adapters.clock import SystemClock
+from fairsub.adapters.clock import OffsetFileClock, SystemClock
 from fairsub.adapters.db.engine import make_engine
 from fairsub.adapters.db.uow import SqlUnitOfWorkFactory
 from fairsub.adapters.email.maildir import MaildirMailer
@@ -21,10 +21,10 @@ from fairsub.adapters.email.relay import OutboxRelay
 from fairsub.adapters.email.render import EmailRenderer, Site
 from fairsub.adapters.email.smtp import SmtpMailer
 from fairsub.adapters.passwords import Argon2Hasher
-from fairsub.config import MailBackend, Settings
+from fairsub.config import ClockName, GatewayName, MailBackend, Settings
 from fairsub.domain.catalog import Catalog, parse_catalog
 from fairsub.domain.contacts import OfficialChannels
-from fairsub.services.ports import Clock, Mailer, PasswordHasher
+from fairsub.services.ports import Clock, Mailer, PasswordHasher, PaymentGateway
 
 
 @dataclass
@@ -38,6 +38,7 @@ class Container:
     relay: OutboxRelay
     channels: OfficialChannels
     secret_key: bytes
+    gateway: PaymentGateway
 
     def catalog(self) -> Catalog:
         return load_catalog(self.settings.catalog_file)
@@ -93,17 +94,41 @@ def make_mailer(settings: Settings) -> Mailer:
     return MaildirMailer(settings.mailbox_dir, settings.mail_from)
 
 
+def make_clock(settings: Settings) -> Clock:
+    if settings.clock is ClockName.TEST:
+        return OffsetFileClock(settings.data_dir / "test-clock.json")
+    return SystemClock()
+
+
+def make_gateway(settings: Settings, clock: Clock) -> PaymentGateway:
+    if settings.payment_gateway is GatewayName.STRIPE:
+        from fairsub.adapters.payments.stripe_gateway import StripeGateway
+
+        stripe: PaymentGateway = StripeGateway(settings.stripe_api_key or "")
+        return stripe
+    from fairsub.adapters.payments.sandbox import SandboxGateway
+
+    sandbox: PaymentGateway = SandboxGateway(
+        settings.data_dir / "sandbox-gateway.db",
+        clock,
+        latency=settings.sandbox_latency_ms / 1000,
+        failure_rate=settings.sandbox_failure_rate,
+    )
+    return sandbox
+
+
 def bootstrap(
     settings: Settings,
     *,
     clock: Clock | None = None,
     mailer: Mailer | None = None,
     hasher: PasswordHasher | None = None,
+    gateway: PaymentGateway | None = None,
 ) -> Container:
     configure_logging(settings.log_level)
     engine = make_engine(settings.resolved_database_url)
     uows = SqlUnitOfWorkFactory(engine)
-    clock = clock or SystemClock()
+    clock = clock or make_clock(settings)
     mailer = mailer or make_mailer(settings)
     sender_domain = settings.mail_from.rsplit("@", 1)[-1].strip(">") or "fairsub.invalid"
     site = Site(
@@ -131,4 +156,5 @@ def bootstrap(
         relay=relay,
         channels=channels,
         secret_key=_secret_key(settings),
+        gateway=gateway or make_gateway(settings, clock),
     )

@@ -25,6 +25,16 @@ class MailBackend(StrEnum):
     SMTP = "smtp"
 
 
+class GatewayName(StrEnum):
+    SANDBOX = "sandbox"
+    STRIPE = "stripe"
+
+
+class ClockName(StrEnum):
+    SYSTEM = "system"
+    TEST = "test"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FAIRSUB_", env_file=".env", extra="ignore")
 
@@ -75,6 +85,27 @@ class Settings(BaseSettings):
         "uses, if any (JSON list). None by default: "
         "nothing needs a call.",
     )
+    payment_gateway: GatewayName = Field(
+        GatewayName.SANDBOX,
+        description="sandbox (built in, with its own ledger and test cards) or stripe.",
+    )
+    sandbox_latency_ms: int = Field(
+        0, ge=0, description="Simulated sandbox gateway latency per call, in milliseconds."
+    )
+    sandbox_failure_rate: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of sandbox calls that fail as 'unavailable' before charging.",
+    )
+    stripe_api_key: str | None = Field(
+        None, description="Stripe secret key, for payment_gateway=stripe."
+    )
+    clock: ClockName = Field(
+        ClockName.SYSTEM,
+        description="system, or test: a clock the CLI "
+        "and the demo can move (`fairsub clock advance --days 30`).",
+    )
     trust_proxy_headers: bool = Field(
         False,
         description="Take the client address from X-Forwarded-For (only behind your own proxy).",
@@ -104,4 +135,10 @@ class Settings(BaseSettings):
                 )
             if self.mail_backend is MailBackend.MAILDIR:
                 raise ValueError("FAIRSUB_MAIL_BACKEND=smtp is required in production")
+            if self.clock is ClockName.TEST:
+                raise ValueError("FAIRSUB_CLOCK=test is for development only")
+        if self.payment_gateway is GatewayName.STRIPE and not self.stripe_api_key:
+            raise ValueError(
+                "FAIRSUB_STRIPE_API_KEY is required with FAIRSUB_PAYMENT_GATEWAY=stripe"
+            )
         return self

@@ -138,13 +138,12 @@ def test_service_continues_until_the_paid_period_ends_after_turning_off() -> Non
     assert sub.period == PERIOD
 
 
-def test_auto_renew_cannot_be_turned_off_once_the_period_is_over() -> None:
+def test_auto_renew_can_be_turned_off_while_the_renewal_is_still_pending() -> None:
     sub = subscription()
 
-    with pytest.raises(InvalidTransition, match="already ended"):
-        sub.turn_off_auto_renew(PERIOD_END)
-    assert sub.auto_renew is True
-    assert sub.events == []
+    assert sub.turn_off_auto_renew(PERIOD_END) is True
+    assert (sub.status, sub.auto_renew) == (Status.CANCELED, False)
+    assert not sub.is_entitled(PERIOD_END)  # the paid period is over: nothing more to give
 
 
 def test_c13_once_off_auto_renew_stays_off_until_customer_turns_it_on() -> None:
@@ -299,9 +298,16 @@ def test_an_auto_renewing_subscription_renews_rather_than_expires(status: Status
 
 
 @pytest.mark.parametrize("status", sorted(ENTITLED))
-def test_entitled_statuses_have_the_service_only_during_the_period(status: Status) -> None:
-    sub = subscription(status=status)
+def test_without_auto_renew_the_service_lasts_only_the_paid_period(status: Status) -> None:
+    sub = subscription(status=status, auto_renew=False)
 
     assert sub.is_entitled(STARTED)
     assert sub.is_entitled(LAST_MOMENT)
     assert not sub.is_entitled(PERIOD_END)
+
+
+@pytest.mark.parametrize("status", [Status.ACTIVE, Status.TRIALING, Status.PAST_DUE])
+def test_service_continues_past_the_period_while_its_renewal_is_pending(status: Status) -> None:
+    sub = subscription(status=status, auto_renew=True)
+
+    assert sub.is_entitled(PERIOD_END)

@@ -25,3 +25,13 @@ class AutoRenewTurnedOn(Event):
 @dataclass(frozen=True, slots=True)
 class SubscriptionExpired(Event):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionRenewed(Event):
+    paid_until: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RenewalFailed(Event):
+    pass

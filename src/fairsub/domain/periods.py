@@ -75,3 +75,8 @@ class Period:
         while not (period := cls.nth(anchor, term, index)).contains(moment):
             index += 1
         return period
+
+
+def following(anchor: datetime, term: Term, current: Period) -> Period:
+    """The period after `current`, counted from the anchor so that it never drifts."""
+    return Period.containing(anchor, term, current.end)

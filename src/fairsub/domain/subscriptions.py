@@ -11,13 +11,16 @@ from fairsub.domain.events import (
     AutoRenewTurnedOff,
     AutoRenewTurnedOn,
     Event,
+    RenewalFailed,
     SubscriptionExpired,
+    SubscriptionRenewed,
 )
 from fairsub.domain.money import Money
 from fairsub.domain.periods import Period, Term
 
 
 class Status(StrEnum):
+    INCOMPLETE = "incomplete"  # bought, first payment not yet through
     TRIALING = "trialing"
     ACTIVE = "active"
     PAST_DUE = "past_due"
@@ -27,6 +30,7 @@ class Status(StrEnum):
 
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.INCOMPLETE: frozenset({Status.ACTIVE, Status.TRIALING, Status.CANCELED, Status.EXPIRED}),
     Status.TRIALING: frozenset({Status.ACTIVE, Status.PAST_DUE, Status.CANCELED}),
     Status.ACTIVE: frozenset({Status.ACTIVE, Status.PAST_DUE, Status.CANCELED, Status.REFUNDED}),
     Status.PAST_DUE: frozenset({Status.ACTIVE, Status.CANCELED, Status.EXPIRED}),
@@ -85,7 +89,12 @@ class Subscription:
         return self.period.end
 
     def is_entitled(self, now: datetime) -> bool:
-        return self.status in ENTITLED and now < self.period.end
+        """Whether the customer has the service now: within the paid period, or just past
+        it while the renewal (or a dunning retry) that would continue it is pending."""
+        if self.status not in ENTITLED:
+            return False
+        renewing = self.auto_renew and self.status is not Status.CANCELED
+        return now < self.period.end or renewing
 
     def can_turn_auto_renew_on(self, now: datetime) -> bool:
         return (
@@ -136,6 +145,30 @@ class Subscription:
         self.auto_renew = True
         self.events.append(AutoRenewTurnedOn(self.id, now, self.period.end))
         return True
+
+    def is_due(self, now: datetime) -> bool:
+        """Whether the current period is over and auto-renew asks for the next one."""
+        return (
+            self.auto_renew
+            and self.reseller is None
+            and self.status in (Status.ACTIVE, Status.TRIALING)
+            and now >= self.period.end
+        )
+
+    def renew(self, next_period: Period, now: datetime) -> None:
+        """The next period was paid for. A turn-off that came after the charge had started
+        keeps the subscription canceled: it simply ends a period later."""
+        if next_period.start != self.period.end:
+            raise InvalidTransition("A renewal continues from the end of the current period.")
+        if self.status is not Status.CANCELED:
+            self._move(Status.ACTIVE)
+        self.period = next_period
+        self.events.append(SubscriptionRenewed(self.id, now, next_period.end))
+
+    def renewal_failed(self, now: datetime) -> None:
+        if self.status is not Status.PAST_DUE:
+            self._move(Status.PAST_DUE)
+            self.events.append(RenewalFailed(self.id, now))
 
     def expire(self, now: datetime) -> None:
         """End a subscription whose period is over and which will not renew."""

@@ -7,9 +7,16 @@ from datetime import timedelta
 
 from fairsub.domain.catalog import Catalog
 from fairsub.domain.periods import Period
-from fairsub.domain.subscriptions import PaymentMethod, Reseller, Status
+from fairsub.domain.subscriptions import Reseller, Status
 from fairsub.services import audit
-from fairsub.services.ports import Clock, NewSubscription, PasswordHasher, UnitOfWork
+from fairsub.services.ports import (
+    CardDetails,
+    Clock,
+    NewSubscription,
+    PasswordHasher,
+    PaymentGateway,
+    UnitOfWork,
+)
 
 DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "fairsub-demo"  # noqa: S105 - published demo credential
@@ -52,10 +59,19 @@ CUSTOMERS = (
 )
 
 
-def seed_demo(uow: UnitOfWork, clock: Clock, hasher: PasswordHasher, catalog: Catalog) -> bool:
+DEMO_CARD = CardDetails("4242424242424242", 12, 2030, "123")
+
+
+def seed_demo(
+    uow: UnitOfWork, clock: Clock, hasher: PasswordHasher, catalog: Catalog, gateway: PaymentGateway
+) -> bool:
     """Store the catalog and the demo customers. Returns False, changing nothing, when the
     demo customer already exists."""
     now = clock.now()
+    with uow.read():
+        if uow.accounts.by_email(DEMO_EMAIL) is not None:
+            return False
+    cards = {c.email: gateway.store_card(DEMO_CARD) for c in CUSTOMERS}
     with uow.write():
         if uow.accounts.by_email(DEMO_EMAIL) is not None:
             return False
@@ -72,9 +88,7 @@ def seed_demo(uow: UnitOfWork, clock: Clock, hasher: PasswordHasher, catalog: Ca
                 region.timezone,
                 now - timedelta(days=400),
             )
-            card = uow.payment_methods.add(
-                account.id, PaymentMethod("Visa", "4242"), "12/2029", now
-            )
+            card = uow.payment_methods.add(account.id, cards[customer.email], gateway.name, now)
             for plan_code, days_ago, auto_renew, reseller in customer.subscriptions:
                 plan = catalog.plan(plan_code)
                 price = plan.price_in(region.code)

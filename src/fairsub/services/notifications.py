@@ -15,8 +15,10 @@ from fairsub.services.ports import OutboxMessage, UnitOfWork
 AUTO_RENEW_OFF = "auto_renew_off"
 AUTO_RENEW_ON = "auto_renew_on"
 PASSWORD_RESET = "password_reset"  # noqa: S105 - an email kind
+RENEWAL_CHARGED = "renewal_charged"
+PAYMENT_FAILED = "payment_failed"
 
-KINDS = frozenset({AUTO_RENEW_OFF, AUTO_RENEW_ON, PASSWORD_RESET})
+KINDS = frozenset({AUTO_RENEW_OFF, AUTO_RENEW_ON, PASSWORD_RESET, RENEWAL_CHARGED, PAYMENT_FAILED})
 
 
 def enqueue(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -10,8 +10,17 @@ from typing import Any, Protocol, Self
 
 from fairsub.domain.accounts import Account
 from fairsub.domain.audit import AuditEntry
+from fairsub.domain.billing import (
+    AttemptStatus,
+    Invoice,
+    InvoiceKind,
+    InvoiceStatus,
+    PaymentAttempt,
+)
 from fairsub.domain.cancellations import Cancellation
 from fairsub.domain.catalog import Catalog
+from fairsub.domain.money import Money
+from fairsub.domain.periods import Period, Term
 from fairsub.domain.subscriptions import PaymentMethod, Reseller, Subscription
 
 
@@ -139,6 +148,8 @@ class CancellationRepository(Protocol):
         ...
 
     def by_reference(self, account_id: int, reference: str) -> Cancellation | None: ...
+
+    def taken(self, reference: str) -> bool: ...
     def reverse(self, reference: str, at: datetime) -> None: ...
 
 
@@ -164,9 +175,15 @@ class CatalogRepository(Protocol):
 
 
 class PaymentMethodRepository(Protocol):
-    def add(
-        self, account_id: int, method: PaymentMethod, expires: str, created_at: datetime
-    ) -> int: ...
+    def add(self, account_id: int, card: StoredCard, gateway: str, created_at: datetime) -> int: ...
+
+    def for_account(self, account_id: int) -> list[tuple[int, PaymentMethod, str]]:
+        """(id, brand and last 4, expiry) of the cards on file, newest first."""
+        ...
+
+    def use_for_subscriptions(self, account_id: int, payment_method_id: int) -> list[int]:
+        """Point every direct subscription of the account at this card; returns their ids."""
+        ...
 
 
 class UnitOfWork(Protocol):
@@ -186,6 +203,7 @@ class UnitOfWork(Protocol):
     outbox: Outbox
     catalog: CatalogRepository
     payment_methods: PaymentMethodRepository
+    billing: BillingRepository
 
     def read(self) -> Self: ...
     def write(self) -> Self: ...
@@ -201,3 +219,160 @@ class UnitOfWork(Protocol):
 
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+@dataclass(frozen=True, slots=True)
+class DueRenewal:
+    """A subscription a worker has claimed for charging its next period (or retrying)."""
+
+    subscription_id: int
+    account_id: int
+    status: str
+    anchor: datetime
+    period: Period
+    term: Term
+    price: Money
+    failed_attempts: int
+    payment_method_id: int | None
+    payment_token: str | None
+
+
+class BillingRepository(Protocol):
+    def claim_due(self, now: datetime, limit: int, lease_until: datetime) -> list[DueRenewal]: ...
+    def release(self, subscription_id: int) -> None: ...
+    def take_invoice_numbers(self, count: int) -> int: ...
+    def invoice_for(self, subscription_id: int, period_start: datetime) -> Invoice | None: ...
+    def get_invoice(self, invoice_id: int) -> Invoice | None: ...
+    def add_invoice(
+        self,
+        *,
+        number: int,
+        account_id: int,
+        subscription_id: int,
+        kind: InvoiceKind,
+        period: Period,
+        amount: Money,
+        at: datetime,
+    ) -> Invoice: ...
+    def set_invoice_status(
+        self, invoice_id: int, status: InvoiceStatus, at: datetime | None = None
+    ) -> None: ...
+    def open_invoice_for(self, subscription_id: int) -> Invoice | None: ...
+    def attempts_made(self, invoice_id: int) -> int: ...
+    def add_attempt(
+        self,
+        *,
+        invoice: Invoice,
+        attempt_no: int,
+        key: str,
+        payment_method_id: int | None,
+        payment_token: str,
+        at: datetime,
+    ) -> PaymentAttempt: ...
+    def settle_attempt(
+        self,
+        attempt_id: int,
+        status: AttemptStatus,
+        at: datetime,
+        *,
+        gateway_ref: str | None = None,
+        decline_reason: str | None = None,
+    ) -> bool: ...
+    def in_flight(self, subscription_id: int) -> PaymentAttempt | None: ...
+    def unsettled(self, now: datetime, limit: int) -> list[PaymentAttempt]: ...
+    def get_attempt(self, attempt_id: int) -> PaymentAttempt | None: ...
+    def set_dunning(
+        self, subscription_id: int, failed_attempts: int, next_retry_at: datetime | None
+    ) -> None: ...
+    def ending(self, now: datetime, grace_cutoff: datetime, limit: int) -> list[tuple[int, int]]:
+        """(subscription id, account id) of subscriptions to expire now."""
+        ...
+
+    def due_count(self, now: datetime) -> int: ...
+    def statement(self, account_id: int) -> list[tuple[Invoice, list[PaymentAttempt]]]: ...
+    def ledger(self, batch: int = 5000) -> Iterator[PaymentAttempt]: ...
+
+
+# --- Payments -------------------------------------------------------------------------
+
+
+class GatewayUnavailable(Exception):
+    """The gateway refused before doing anything: safe to try again with the same key."""
+
+
+class GatewayTimeout(Exception):
+    """The answer was lost: the charge may or may not have happened. Ask with `lookup`."""
+
+
+@dataclass(frozen=True, slots=True)
+class CardDetails:
+    """What a customer types. Only the gateway ever sees the number."""
+
+    number: str
+    exp_month: int
+    exp_year: int
+    cvc: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCard:
+    token: str
+    brand: str
+    last4: str
+    expires: str  # "MM/YYYY"
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeResult:
+    idempotency_key: str
+    succeeded: bool
+    gateway_ref: str | None
+    amount: Money
+    decline_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefundResult:
+    idempotency_key: str
+    succeeded: bool
+    gateway_ref: str | None
+    amount: Money
+    failure_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayLedgerEntry:
+    """One money movement as the gateway recorded it, for reconciliation."""
+
+    kind: str  # "charge" or "refund"
+    idempotency_key: str
+    amount: Money
+    succeeded: bool
+    gateway_ref: str | None
+
+
+class PaymentGateway(Protocol):
+    name: str
+
+    def store_card(self, card: CardDetails) -> StoredCard:
+        """Validate and keep a card; raises InvalidInput for a number that cannot work."""
+        ...
+
+    def charge(
+        self, idempotency_key: str, amount: Money, card_token: str, description: str
+    ) -> ChargeResult:
+        """Charge once per key: the same key returns the first answer, never a second charge.
+        Raises GatewayUnavailable (nothing happened) or GatewayTimeout (unknown)."""
+        ...
+
+    def lookup_charge(self, idempotency_key: str) -> ChargeResult | None:
+        """What happened to the charge with this key; None if the gateway never got it."""
+        ...
+
+    def refund(self, idempotency_key: str, charge_ref: str, amount: Money) -> RefundResult:
+        """Refund (part of) a charge once per key, to the card it came from."""
+        ...
+
+    def ledger(self) -> Iterator[GatewayLedgerEntry]:
+        """Every charge and refund the gateway holds, for `fairsub billing reconcile`."""
+        ...

@@ -70,21 +70,34 @@ def turn_off_auto_renew(
                 raise InvalidTransition("Auto-renew is already off for this subscription.")
             return existing
         reference = new_reference()
-        while uow.cancellations.by_reference(account_id, reference) is not None:
+        while uow.cancellations.taken(reference):
             reference = new_reference()  # pragma: no cover - 1 in 34 billion
+        # The race with a renewal, decided by the subscription's row lock: if the billing
+        # run committed a charge for the next period first, that charge goes ahead and the
+        # customer is told so; otherwise nothing more is ever charged.
+        charging = uow.billing.in_flight(subscription.id)
+        invoice = uow.billing.get_invoice(charging.invoice_id) if charging else None
+        ends_at = invoice.period_end if invoice else subscription.ends_at
+        declaration = (
+            f"Turn off auto-renew for {subscription.product_name} "
+            f"({subscription.plan_name}); keep the service until "
+            f"{ends_at:%Y-%m-%d %H:%M} UTC and pay nothing more."
+        )
+        if invoice is not None:
+            declaration += (
+                f" A renewal charge of {invoice.amount.plain()} for the period from "
+                f"{invoice.period_start:%Y-%m-%d} had already started before this request; "
+                "if it goes through, that period is yours, and it is the last charge."
+            )
         cancellation = Cancellation(
             reference=reference,
             account_id=account_id,
             subscription_id=subscription.id,
             received_at=now,
-            ends_at=subscription.ends_at,
+            ends_at=ends_at,
             channel=channel,
             actor=actor,
-            declaration=(
-                f"Turn off auto-renew for {subscription.product_name} "
-                f"({subscription.plan_name}); keep the service until "
-                f"{subscription.ends_at:%Y-%m-%d %H:%M} UTC and pay nothing more."
-            ),
+            declaration=declaration,
         )
         uow.subscriptions.save(subscription)
         uow.cancellations.add(cancellation)
@@ -110,7 +123,8 @@ def turn_off_auto_renew(
             product=subscription.product_name,
             plan=subscription.plan_name,
             received_at=now.isoformat(),
-            ends_at=subscription.ends_at.isoformat(),
+            ends_at=ends_at.isoformat(),
+            charge_in_flight=invoice.amount.plain() if invoice else None,
             subscription_path=f"/account/subscriptions/{subscription.id}",
             confirmation_path=f"/account/cancellations/{reference}",
         )

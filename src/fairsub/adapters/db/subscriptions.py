@@ -21,7 +21,7 @@ from fairsub.domain.catalog import Catalog
 from fairsub.domain.money import Money
 from fairsub.domain.periods import Period, Term
 from fairsub.domain.subscriptions import PaymentMethod, Reseller, Status, Subscription
-from fairsub.services.ports import NewSubscription
+from fairsub.services.ports import NewSubscription, StoredCard
 
 s, p, pr, pm = subscriptions, plans, products, payment_methods
 
@@ -170,6 +170,13 @@ class SqlCancellations:
         ).first()
         return _cancellation(row) if row else None
 
+    def taken(self, reference: str) -> bool:
+        t = cancellations
+        return (
+            self._c.execute(select(t.c.reference).where(t.c.reference == reference)).first()
+            is not None
+        )
+
     def reverse(self, reference: str, at: datetime) -> None:
         t = cancellations
         self._c.execute(update(t).where(t.c.reference == reference).values(reversed_at=at))
@@ -227,16 +234,32 @@ class SqlPaymentMethods:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
 
-    def add(
-        self, account_id: int, method: PaymentMethod, expires: str, created_at: datetime
-    ) -> int:
+    def add(self, account_id: int, card: StoredCard, gateway: str, created_at: datetime) -> int:
         result = self._c.execute(
             insert(payment_methods).values(
                 account_id=account_id,
-                brand=method.brand,
-                last4=method.last4,
-                expires=expires,
+                brand=card.brand,
+                last4=card.last4,
+                expires=card.expires,
+                token=card.token,
+                gateway=gateway,
                 created_at=created_at,
             )
         )
         return new_id(result)
+
+    def for_account(self, account_id: int) -> list[tuple[int, PaymentMethod, str]]:
+        t = payment_methods
+        rows = self._c.execute(
+            select(t).where(t.c.account_id == account_id).order_by(t.c.id.desc())
+        )
+        return [(row.id, PaymentMethod(row.brand, row.last4), row.expires) for row in rows]
+
+    def use_for_subscriptions(self, account_id: int, payment_method_id: int) -> list[int]:
+        query = select(s.c.id).where(s.c.account_id == account_id, s.c.reseller_name.is_(None))
+        ids = list(self._c.execute(query).scalars())
+        if ids:
+            self._c.execute(
+                update(s).where(s.c.id.in_(ids)).values(payment_method_id=payment_method_id)
+            )
+        return ids

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 from fairsub.adapters.db.types import UtcDateTime
@@ -62,6 +63,7 @@ plans = Table(
     Column("name", String(200), nullable=False),
     Column("term", String(10), nullable=False),
     Column("seats", Integer, nullable=False),
+    Column("trial_days", Integer, nullable=False, server_default="0"),
     CheckConstraint("term in ('month', 'year')", name="term"),
 )
 
@@ -96,6 +98,8 @@ payment_methods = Table(
     Column("last4", String(4), nullable=False),
     Column("expires", String(7), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    Column("gateway", String(20), nullable=False, server_default="sandbox"),
+    Column("token", String(200), nullable=True),
 )
 
 subscriptions = Table(
@@ -118,8 +122,13 @@ subscriptions = Table(
     Column("reseller_order", String(100), nullable=True),
     Column("reseller_cancel_url", String(500), nullable=True),
     Column("version", Integer, nullable=False, default=1),
+    # Billing: a worker's lease on a due subscription, and where dunning stands.
+    Column("claimed_until", UtcDateTime, nullable=True),
+    Column("failed_attempts", Integer, nullable=False, server_default="0"),
+    Column("next_retry_at", UtcDateTime, nullable=True),
     CheckConstraint(
-        "status in ('trialing', 'active', 'past_due', 'canceled', 'expired', 'refunded')",
+        "status in ('incomplete', 'trialing', 'active', 'past_due', 'canceled', 'expired', "
+        "'refunded')",
         name="status",
     ),
     Index("ix_subscriptions_renewal_due", "auto_renew", "period_end"),
@@ -210,4 +219,71 @@ password_resets = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
     Column("used_at", UtcDateTime, nullable=True),
+)
+
+invoices = Table(
+    "invoices",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("number", BigInteger, nullable=False, unique=True),
+    Column("account_id", ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("subscription_id", ForeignKey("subscriptions.id"), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("period_start", UtcDateTime, nullable=False),
+    Column("period_end", UtcDateTime, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("paid_at", UtcDateTime, nullable=True),
+    # Invariant 2: a period is invoiced, and so charged, at most once.
+    UniqueConstraint("subscription_id", "period_start"),
+    CheckConstraint("status in ('open', 'paid', 'void')", name="status"),
+)
+
+# One row: the last invoice number. Taking a number locks it, so numbers have no gaps.
+invoice_counter = Table(
+    "invoice_counter",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("last_number", BigInteger, nullable=False),
+)
+
+payment_attempts = Table(
+    "payment_attempts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("invoice_id", ForeignKey("invoices.id"), nullable=False),
+    Column("subscription_id", ForeignKey("subscriptions.id"), nullable=False, index=True),
+    Column("attempt_no", Integer, nullable=False),
+    Column("idempotency_key", String(100), nullable=False, unique=True),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("payment_method_id", ForeignKey("payment_methods.id"), nullable=True),
+    Column("payment_token", String(200), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("gateway_ref", String(200), nullable=True),
+    Column("decline_reason", String(200), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("settled_at", UtcDateTime, nullable=True),
+    UniqueConstraint("invoice_id", "attempt_no"),
+    Index("ix_payment_attempts_status", "status"),
+    CheckConstraint("status in ('sending', 'succeeded', 'declined', 'unknown')", name="status"),
+)
+
+consents = Table(
+    "consents",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("subscription_id", ForeignKey("subscriptions.id"), nullable=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("address", String(64), nullable=False),
+    Column("user_agent", String(300), nullable=False),
+    Column("terms_version", String(40), nullable=False),
+    Column("price_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("auto_renew", Boolean, nullable=False),
+    Column("disclosure", Text, nullable=False),
 )

@@ -15,6 +15,7 @@ from fairsub.adapters.db.accounts import (
     SqlSignInAttempts,
 )
 from fairsub.adapters.db.audit import SqlAuditLog
+from fairsub.adapters.db.billing import SqlBilling
 from fairsub.adapters.db.engine import WRITE_OPTION, WriteGate
 from fairsub.adapters.db.outbox import SqlOutbox
 from fairsub.adapters.db.subscriptions import (
@@ -26,6 +27,7 @@ from fairsub.adapters.db.subscriptions import (
 from fairsub.services.ports import (
     AccountRepository,
     AuditLog,
+    BillingRepository,
     CancellationRepository,
     CatalogRepository,
     Outbox,
@@ -48,6 +50,7 @@ class SqlUnitOfWork:
     outbox: Outbox
     catalog: CatalogRepository
     payment_methods: PaymentMethodRepository
+    billing: BillingRepository
 
     def __init__(
         self, engine: Engine, gate: WriteGate, on_commit: Callable[[], None] | None = None
@@ -102,6 +105,7 @@ class SqlUnitOfWork:
         self.outbox = self._outbox
         self.catalog = SqlCatalog(connection)
         self.payment_methods = SqlPaymentMethods(connection)
+        self.billing = SqlBilling(connection)
         return self
 
     def commit(self) -> None:

@@ -15,6 +15,8 @@ SUBJECTS = {
     "auto_renew_off": "Auto-renew is off — reference {reference}",
     "auto_renew_on": "Auto-renew is back on for {product}",
     "password_reset": "Reset your password",
+    "renewal_charged": "Receipt {invoice_number}: {product} renewed",
+    "payment_failed": "Payment for {product} did not go through",
 }
 
 

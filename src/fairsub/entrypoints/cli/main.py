@@ -85,7 +85,13 @@ def db_current() -> None:
 
 
 def _seed(container: Container) -> bool:
-    return demo.seed_demo(container.uows(), container.clock, container.hasher, container.catalog())
+    return demo.seed_demo(
+        container.uows(),
+        container.clock,
+        container.hasher,
+        container.catalog(),
+        container.gateway,
+    )
 
 
 @app.command("seed-demo")
