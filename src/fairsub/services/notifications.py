@@ -17,8 +17,24 @@ AUTO_RENEW_ON = "auto_renew_on"
 PASSWORD_RESET = "password_reset"  # noqa: S105 - an email kind
 RENEWAL_CHARGED = "renewal_charged"
 PAYMENT_FAILED = "payment_failed"
+PURCHASE_CONFIRMED = "purchase_confirmed"
+RENEWAL_REMINDER = "renewal_reminder"
+TRIAL_REMINDER = "trial_reminder"
+PRICE_INCREASE_NOTICE = "price_increase_notice"
 
-KINDS = frozenset({AUTO_RENEW_OFF, AUTO_RENEW_ON, PASSWORD_RESET, RENEWAL_CHARGED, PAYMENT_FAILED})
+KINDS = frozenset(
+    {
+        AUTO_RENEW_OFF,
+        AUTO_RENEW_ON,
+        PASSWORD_RESET,
+        RENEWAL_CHARGED,
+        PAYMENT_FAILED,
+        PURCHASE_CONFIRMED,
+        RENEWAL_REMINDER,
+        TRIAL_REMINDER,
+        PRICE_INCREASE_NOTICE,
+    }
+)
 
 
 def enqueue(

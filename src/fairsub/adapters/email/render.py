@@ -17,6 +17,10 @@ SUBJECTS = {
     "password_reset": "Reset your password",
     "renewal_charged": "Receipt {invoice_number}: {product} renewed",
     "payment_failed": "Payment for {product} did not go through",
+    "purchase_confirmed": "Your {product} order — receipt {invoice_number}",
+    "renewal_reminder": "{product} renews on {renews_on} for {amount}",
+    "trial_reminder": "Your {product} trial ends on {trial_ends_on}",
+    "price_increase_notice": "{product}: new price {new_amount} from {effective_on}",
 }
 
 
@@ -26,6 +30,17 @@ class Site:
     vendor: str
     sender: str
     message_domain: str
+
+
+def _subject_value(value: Any, day: Any, key: str) -> Any:
+    """Dates travel as ISO text; in a subject line they read as the customer's date."""
+    if isinstance(value, str) and len(value) >= 19 and value[4:5] == "-" and value[10:11] == "T":
+        try:
+            display.parse_iso(value)
+        except ValueError:
+            return value
+        return day(key)
+    return value
 
 
 class EmailRenderer:
@@ -56,7 +71,9 @@ class EmailRenderer:
         context = {**payload, "site": self.site, "when": when, "day": day, "link": link}
         return EmailMessage(
             to=recipient,
-            subject=SUBJECTS[kind].format(**payload),
+            subject=SUBJECTS[kind].format(
+                **{k: _subject_value(v, day, k) for k, v in payload.items()}
+            ),
             text=self._env.get_template(f"{kind}.txt").render(context),
             html=self._env.get_template(f"{kind}.html").render(context),
             message_id=f"<outbox-{message_id}@{self.site.message_domain}>",
