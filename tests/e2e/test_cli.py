@@ -34,7 +34,7 @@ def table_count(tmp_path: Path, table) -> int:  # type: ignore[no-untyped-def]
 def test_upgrade_and_seed_demo_twice_changes_nothing_the_second_time(tmp_path: Path) -> None:
     upgrade = run(tmp_path, "db", "upgrade")
     assert upgrade.returncode == 0, upgrade.stderr
-    assert "upgraded from empty to revision 0001" in upgrade.stdout
+    assert "upgraded from empty to revision" in upgrade.stdout
 
     first = run(tmp_path, "seed-demo")
     assert first.returncode == 0, first.stderr
@@ -94,7 +94,7 @@ def test_upgrade_and_seed_on_postgresql(tmp_path: Path, pg_url: str) -> None:
     url = pg_url  # already migrated from the template: upgrade must be a no-op
     upgrade = run(tmp_path, "db", "upgrade", FAIRSUB_DATABASE_URL=url)
     assert upgrade.returncode == 0, upgrade.stderr
-    assert "already at revision 0001" in upgrade.stdout
+    assert "already at revision" in upgrade.stdout
     seed = run(tmp_path, "seed-demo", FAIRSUB_DATABASE_URL=url)
     assert seed.returncode == 0, seed.stderr
     assert run(tmp_path, "audit", "verify", FAIRSUB_DATABASE_URL=url).returncode == 0

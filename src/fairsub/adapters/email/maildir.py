@@ -31,7 +31,8 @@ class MaildirMailer:
         self.sender = sender
 
     def _box(self) -> mailbox.Maildir:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        # Maildir creates tmp/, new/ and cur/ only when it creates the folder itself.
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
         return mailbox.Maildir(self.folder, create=True)
 
     def send(self, message: EmailMessage) -> None:

@@ -18,7 +18,7 @@ from fairsub.bootstrap import Container
 from fairsub.domain.errors import FairsubError
 from fairsub.entrypoints.web.deps import SignInRequiredError
 from fairsub.entrypoints.web.pages import render
-from fairsub.entrypoints.web.routes import account, auth, dev, public
+from fairsub.entrypoints.web.routes import account, auth, billing, dev, public
 from fairsub.entrypoints.web.security import SECURITY_HEADERS, CookiePolicy, new_seed
 
 log = structlog.get_logger(__name__)
@@ -74,6 +74,15 @@ def create_app(container: Container, *, run_relay: bool = True) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, error: RequestValidationError) -> Response:
+        if all(problem.get("loc", ("",))[0] == "path" for problem in error.errors()):
+            # /account/subscriptions/abc names nothing: that is "not found", not bad input.
+            return render(
+                request,
+                "error.html",
+                404,
+                message="There is no such page.",
+                account=getattr(request.state, "account", None),
+            )
         return render(
             request,
             "error.html",
@@ -107,6 +116,7 @@ def create_app(container: Container, *, run_relay: bool = True) -> FastAPI:
     app.include_router(public.router)
     app.include_router(auth.router)
     app.include_router(account.router)
+    app.include_router(billing.router)
     if container.settings.is_dev:
         app.include_router(dev.router)
     return app
