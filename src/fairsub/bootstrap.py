@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import logging
 import secrets
-import tomllib
 from dataclasses import dataclass
-from importlib.resources import files
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import structlog
 from sqlalchemy import Engine
 
+from fairsub.adapters.catalog_file import load_catalog
 from fairsub.adapters.clock import OffsetFileClock, SystemClock
 from fairsub.adapters.db.engine import make_engine
 from fairsub.adapters.db.uow import SqlUnitOfWorkFactory
@@ -22,7 +20,7 @@ from fairsub.adapters.email.render import EmailRenderer, Site
 from fairsub.adapters.email.smtp import SmtpMailer
 from fairsub.adapters.passwords import Argon2Hasher
 from fairsub.config import ClockName, GatewayName, MailBackend, Settings
-from fairsub.domain.catalog import Catalog, parse_catalog
+from fairsub.domain.catalog import Catalog
 from fairsub.domain.contacts import OfficialChannels
 from fairsub.services.ports import Clock, Mailer, PasswordHasher, PaymentGateway
 
@@ -46,14 +44,9 @@ class Container:
     def close(self) -> None:
         self.relay.stop()
         self.engine.dispose()
-
-
-def load_catalog(path: Path | None) -> Catalog:
-    if path is None:
-        text = files("fairsub").joinpath("data/demo-catalog.toml").read_text("utf-8")
-    else:
-        text = path.read_text("utf-8")
-    return parse_catalog(tomllib.loads(text))
+        close_gateway = getattr(self.gateway, "close", None)
+        if callable(close_gateway):
+            close_gateway()
 
 
 def _secret_key(settings: Settings) -> bytes:
@@ -102,9 +95,9 @@ def make_clock(settings: Settings) -> Clock:
 
 def make_gateway(settings: Settings, clock: Clock) -> PaymentGateway:
     if settings.payment_gateway is GatewayName.STRIPE:
-        from fairsub.adapters.payments.stripe_gateway import StripeGateway
+        from fairsub.adapters.payments.stripe import StripeGateway
 
-        stripe: PaymentGateway = StripeGateway(settings.stripe_api_key or "")
+        stripe: PaymentGateway = StripeGateway(settings.stripe_api_key or "", clock=clock)
         return stripe
     from fairsub.adapters.payments.sandbox import SandboxGateway
 
