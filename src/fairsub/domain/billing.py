@@ -70,6 +70,7 @@ class PaymentAttempt:
     created_at: datetime
     gateway_ref: str | None = None
     decline_reason: str | None = None
+    payment_method_id: int | None = None  # the card on file it was charged to
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,6 +69,7 @@ def _attempt(row: Row[Any]) -> PaymentAttempt:
         created_at=row.created_at,
         gateway_ref=row.gateway_ref,
         decline_reason=row.decline_reason,
+        payment_method_id=row.payment_method_id,
     )
 
 
@@ -271,6 +272,7 @@ class SqlBilling:
             payment_token,
             AttemptStatus.SENDING,
             at,
+            payment_method_id=payment_method_id,
         )
 
     def settle_attempt(
@@ -363,6 +365,25 @@ class SqlBilling:
             .limit(limit)
         )
         return [(row.id, row.account_id) for row in self._c.execute(query)]
+
+    def lease(self, subscription_id: int, until: datetime) -> None:
+        self._c.execute(update(s).where(s.c.id == subscription_id).values(claimed_until=until))
+
+    def retry_past_due_now(self, account_id: int, now: datetime) -> list[int]:
+        """A new card: every past-due direct subscription is due for a retry at once."""
+        ids = list(
+            self._c.execute(
+                select(s.c.id).where(
+                    s.c.account_id == account_id,
+                    s.c.status == "past_due",
+                    s.c.auto_renew.is_(True),
+                    s.c.reseller_name.is_(None),
+                )
+            ).scalars()
+        )
+        if ids:
+            self._c.execute(update(s).where(s.c.id.in_(ids)).values(next_retry_at=now))
+        return ids
 
     def due_count(self, now: datetime) -> int:
         """Roughly how many renewals are due now, for a progress bar."""

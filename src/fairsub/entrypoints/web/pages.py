@@ -21,7 +21,9 @@ from fairsub.entrypoints.web.security import csrf_token
 templates = Jinja2Templates(
     env=Environment(
         loader=FileSystemLoader(Path(__file__).parent / "templates"),
-        autoescape=select_autoescape(enabled_extensions=("html",), default=True),
+        autoescape=select_autoescape(
+            enabled_extensions=("html",), disabled_extensions=("txt",), default=True
+        ),
     )
 )
 
@@ -68,6 +70,7 @@ def render(
         vendor=app.settings.vendor_name,
         dev=app.settings.is_dev,
         now=app.clock.now(),
+        test_clock=app.settings.is_dev and app.settings.clock.value == "test",
         status_code=status_code,
     )
     return templates.TemplateResponse(request, name, context, status_code=status_code)

@@ -1,0 +1,40 @@
+"""The signed-in customer's billing history and receipts."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from fairsub.entrypoints.web.deps import ContainerDep, CurrentCustomer
+from fairsub.entrypoints.web.pages import render
+from fairsub.services import statements
+
+router = APIRouter(prefix="/account/billing")
+
+
+@router.get("")
+def statement_page(request: Request, app: ContainerDep, customer: CurrentCustomer) -> Response:
+    lines = statements.statement(app.uows(), customer.id)
+    return render(request, "statement.html", account=customer, lines=lines)
+
+
+# Before /receipts/{number}, which would otherwise take "12.txt" as its number.
+@router.get("/receipts/{number}.txt")
+def receipt_text(
+    request: Request, app: ContainerDep, customer: CurrentCustomer, number: int
+) -> Response:
+    """The receipt as a file the customer can keep, with no JavaScript needed."""
+    found = statements.receipt(app.uows(), customer.id, number)
+    page = render(
+        request, "receipt.txt", account=customer, receipt=found, portal=app.settings.base_url
+    )
+    page.headers["Content-Type"] = "text/plain; charset=utf-8"
+    page.headers["Content-Disposition"] = f'attachment; filename="receipt-{found.number}.txt"'
+    return page
+
+
+@router.get("/receipts/{number}")
+def receipt_page(
+    request: Request, app: ContainerDep, customer: CurrentCustomer, number: int
+) -> Response:
+    found = statements.receipt(app.uows(), customer.id, number)
+    return render(request, "receipt.html", account=customer, receipt=found)
