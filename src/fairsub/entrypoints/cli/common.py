@@ -41,6 +41,8 @@ def opened(**overrides: Any) -> Iterator[Container]:
         fail(error.message)
     except SQLAlchemyError as error:
         fail(f"database error: {error.__class__.__name__}: {str(error).splitlines()[0]}")
+    except (typer.Exit, typer.Abort):
+        raise
     except Exception as error:  # noqa: BLE001 - a bug, but still no stack trace at the terminal
         fail(f"unexpected error: {error.__class__.__name__}: {error}", code=1)
     finally:

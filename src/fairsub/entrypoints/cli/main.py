@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from sqlalchemy.exc import SQLAlchemyError
 
 from fairsub.adapters.db import migrate
-from fairsub.bootstrap import Container, bootstrap
-from fairsub.config import Settings
-from fairsub.domain.errors import FairsubError
+from fairsub.bootstrap import Container
+from fairsub.config import ClockName
+from fairsub.entrypoints.cli import billing, catalog, clock
+from fairsub.entrypoints.cli.common import err, fail, opened, out
 from fairsub.services import audit, demo
+from fairsub.services import catalog as catalog_service
 
 app = typer.Typer(
     help="fairsub: subscriptions people can stop paying for in a minute.\n\n"
@@ -30,35 +26,10 @@ db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
-
-out = Console()
-err = Console(stderr=True)
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    """One line on stderr, never wrapped or decorated, then exit."""
-    print(f"fairsub: {' '.join(message.split())}", file=sys.stderr)
-    raise typer.Exit(code)
-
-
-@contextmanager
-def opened() -> Iterator[Container]:
-    """Settings and wiring, with every expected failure turned into one line and exit 2."""
-    container: Container | None = None
-    try:
-        container = bootstrap(Settings())
-        yield container
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "settings"
-        fail(f"invalid setting {where}: {first['msg']}")
-    except FairsubError as error:
-        fail(error.message)
-    except SQLAlchemyError as error:
-        fail(f"database error: {error.__class__.__name__}: {str(error).splitlines()[0]}")
-    finally:
-        if container is not None:
-            container.engine.dispose()
+app.add_typer(billing.app, name="billing")
+app.add_typer(clock.app, name="clock")
+app.add_typer(catalog.app, name="catalog")
+app.command("worker")(billing.worker)
 
 
 def _upgrade(container: Container) -> None:
@@ -104,13 +75,17 @@ def seed_demo() -> None:
             out.print("Demo data is already there; nothing changed.")
 
 
-def _serve(container: Container, host: str, port: int) -> None:
+def _serve(container: Container, host: str, port: int, *, with_worker: bool = False) -> None:
     import uvicorn
 
     from fairsub.entrypoints.web.app import create_app
+    from fairsub.entrypoints.worker import Worker
 
+    catalog_service.store(container.uows(), container.clock, container.catalog())
+    worker = Worker(container, interval=10.0) if with_worker else None
+    application = create_app(container, worker=worker)
     uvicorn.run(
-        create_app(container),
+        application,
         host=host,
         port=port,
         log_level="warning",
@@ -123,7 +98,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
 ) -> None:
-    """Run the web portal (and the email relay) until Ctrl-C."""
+    """Run the web portal (and the email relay) until Ctrl-C. Run `fairsub worker` beside it."""
     with opened() as container:
         out.print(f"fairsub portal on http://{host}:{port}/")
         _serve(container, host, port)
@@ -133,8 +108,14 @@ def serve(
 def run_demo(
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
 ) -> None:
-    """Migrate, load demo data if empty, and serve on 127.0.0.1 — all in one."""
-    with opened() as container:
+    """Migrate, load demo data if empty, and serve on 127.0.0.1 with a worker — all in one.
+
+    The demo runs on the test clock (FAIRSUB_CLOCK=test) unless told otherwise, so you can
+    move time from the portal's footer or with `fairsub clock advance --days 30`."""
+    import os
+
+    overrides = {} if "FAIRSUB_CLOCK" in os.environ else {"clock": ClockName.TEST}
+    with opened(**overrides) as container:
         if not container.settings.is_dev:
             fail("the demo runs only with FAIRSUB_ENV=dev")
         _upgrade(container)
@@ -145,10 +126,12 @@ def run_demo(
             f"  Sign in:  {base}/login  as [bold]{demo.DEMO_EMAIL}[/] / "
             f"[bold]{demo.DEMO_PASSWORD}[/]\n"
             f"  Mailbox:  {base}/dev/mailbox  (every email the demo sends)\n"
+            f"  Clock:    simulated; move it from the page footer, or "
+            f"`FAIRSUB_CLOCK=test fairsub clock advance --days 30`\n"
             f"  Data:     {container.settings.resolved_database_url}\n"
             "  Stop with Ctrl-C.\n"
         )
-        _serve(container, "127.0.0.1", port)
+        _serve(container, "127.0.0.1", port, with_worker=True)
 
 
 @audit_app.command("verify")
@@ -169,12 +152,11 @@ def audit_verify() -> None:
 
             total, broken = audit.verify(container.uows(), advance)
         if broken is not None:
-            err.print(
-                f"fairsub: audit log broken at entry {broken} (of {total}); "
+            fail(
+                f"audit log broken at entry {broken} (of {total}); "
                 "entries from there on cannot be trusted",
-                markup=False,
+                code=1,
             )
-            raise typer.Exit(1)
         out.print(f"Audit log intact: {total} entries, hash chain verified.")
 
 

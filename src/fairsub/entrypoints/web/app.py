@@ -19,17 +19,28 @@ from fairsub.domain.errors import FairsubError
 from fairsub.entrypoints.web.deps import SignInRequiredError
 from fairsub.entrypoints.web.pages import render
 from fairsub.entrypoints.web.routes import account, auth, billing, dev, public
+from fairsub.entrypoints.web.routes import checkout as checkout_routes
+from fairsub.entrypoints.web.routes import payment_methods as payment_method_routes
 from fairsub.entrypoints.web.security import SECURITY_HEADERS, CookiePolicy, new_seed
+from fairsub.entrypoints.worker import Worker
 
 log = structlog.get_logger(__name__)
 
 
-def create_app(container: Container, *, run_relay: bool = True) -> FastAPI:
+def create_app(
+    container: Container, *, run_relay: bool = True, worker: Worker | None = None
+) -> FastAPI:
+    """The portal. `worker`, if given, runs beside it (the demo does this)."""
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if run_relay:
             container.relay.start()
+        if worker is not None:
+            worker.start()
         yield
+        if worker is not None:
+            worker.stop()
         container.relay.stop()
 
     app = FastAPI(
@@ -40,6 +51,7 @@ def create_app(container: Container, *, run_relay: bool = True) -> FastAPI:
         openapi_url=None,
     )
     app.state.container = container
+    app.state.worker = worker
     cookies = CookiePolicy(secure=container.settings.base_url.startswith("https://"))
     app.state.cookies = cookies
 
@@ -54,7 +66,9 @@ def create_app(container: Container, *, run_relay: bool = True) -> FastAPI:
             cookies.set_seed(response, request.state.csrf_seed)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
-        if request.url.path.startswith(("/account", "/login", "/password-reset", "/dev")):
+        if request.url.path.startswith(
+            ("/account", "/login", "/password-reset", "/dev", "/checkout")
+        ):
             response.headers["Cache-Control"] = "no-store"
         return response
 
@@ -117,6 +131,8 @@ def create_app(container: Container, *, run_relay: bool = True) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(account.router)
     app.include_router(billing.router)
+    app.include_router(checkout_routes.router)
+    app.include_router(payment_method_routes.router)
     if container.settings.is_dev:
         app.include_router(dev.router)
     return app

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
 
+from fastapi import APIRouter, Form, Request, Response
+from fastapi.responses import RedirectResponse
+
+from fairsub.adapters.clock import OffsetFileClock
 from fairsub.adapters.email.maildir import MaildirMailer
-from fairsub.entrypoints.web.deps import ContainerDep, OptionalCustomer
+from fairsub.domain.errors import NotAllowed
+from fairsub.entrypoints.web.deps import ContainerDep, CsrfChecked, OptionalCustomer
 from fairsub.entrypoints.web.pages import render
 
 router = APIRouter(prefix="/dev")
@@ -45,3 +50,21 @@ def mailbox_html(app: ContainerDep, key: str) -> Response:
             "X-Frame-Options": "SAMEORIGIN",
         },
     )
+
+
+@router.post("/clock/advance", dependencies=[CsrfChecked])
+def advance_clock(
+    request: Request,
+    app: ContainerDep,
+    days: Annotated[int, Form(ge=1, le=400)] = 1,
+    back: Annotated[str, Form(max_length=500)] = "/account",
+) -> Response:
+    """Demo only: let days pass on the test clock, doing each day's billing work."""
+    from fairsub.entrypoints.worker import Worker
+
+    if not isinstance(app.clock, OffsetFileClock):
+        raise NotAllowed("The clock can only be moved when FAIRSUB_CLOCK=test.")
+    worker = request.app.state.worker or Worker(app)
+    worker.advance(days)
+    target = back if back.startswith("/") and not back.startswith("//") else "/account"
+    return RedirectResponse(target, status_code=303)

@@ -1,0 +1,123 @@
+"""`fairsub billing …` and `fairsub worker`: the money side from the command line."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from fairsub.entrypoints.cli.common import err, fail, opened, out
+from fairsub.services import billing as billing_service
+from fairsub.services import catalog as catalog_service
+from fairsub.services import reconcile as reconcile_service
+
+app = typer.Typer(help="Renewals, reconciliation and the review list.", no_args_is_help=True)
+
+Batch = Annotated[int, typer.Option(help="Subscriptions claimed per transaction.", min=1)]
+InFlight = Annotated[int, typer.Option(help="Charges sent to the gateway at once.", min=1, max=256)]
+
+
+@app.command("run")
+def run(batch: Batch = 200, in_flight: InFlight = 8) -> None:
+    """Do one billing pass now: settle lost answers, renew what is due, end what will not
+    renew. Prints a summary (charged, declined, unknown, skipped)."""
+    with opened() as container:
+        with container.uows().read() as uow:
+            due = uow.billing.due_count(container.clock.now())
+        with Progress(
+            TextColumn("Renewing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("renew", total=due or None)
+            summary = billing_service.run(
+                container.uows,
+                container.gateway,
+                container.clock,
+                batch=batch,
+                in_flight=in_flight,
+                progress=lambda n: progress.advance(task, n),
+            )
+        table = Table(title="Billing run", show_header=True)
+        for name in ("charged", "declined", "unknown", "skipped", "settled", "expired"):
+            table.add_column(name, justify="right")
+        table.add_row(
+            *(
+                str(getattr(summary, n))
+                for n in ("charged", "declined", "unknown", "skipped", "settled", "expired")
+            )
+        )
+        out.print(table)
+        if summary.unknown:
+            out.print(
+                f"{summary.unknown} charge(s) have no answer yet; the next run asks the "
+                "gateway again. See `fairsub billing review`."
+            )
+
+
+@app.command("reconcile")
+def reconcile() -> None:
+    """Compare our ledger with the gateway's. Exit 1 and list every difference."""
+    with opened() as container:
+        compared, differences = reconcile_service.reconcile(container.uows, container.gateway)
+        if differences:
+            for difference in differences:
+                err.print(str(difference), markup=False, highlight=False)
+            fail(
+                f"{len(differences)} difference(s) between our ledger and the gateway's "
+                f"({compared} gateway charges compared)",
+                code=1,
+            )
+        out.print(f"Ledgers agree: {compared} charges compared, no difference.")
+
+
+@app.command("review")
+def review() -> None:
+    """Charges whose outcome is still unknown after asking the gateway: check them by hand."""
+    with opened() as container:
+        with container.uows().read() as uow:
+            pending = uow.billing.unsettled(container.clock.now(), 1000)
+        if not pending:
+            out.print("Nothing to review: every charge has a known outcome.")
+            return
+        table = Table(title="Charges with no known outcome")
+        for column in ("attempt", "idempotency key", "amount", "status", "since"):
+            table.add_column(column)
+        for attempt in pending:
+            table.add_row(
+                str(attempt.id),
+                attempt.idempotency_key,
+                attempt.amount.plain(),
+                attempt.status.value,
+                attempt.created_at.isoformat(timespec="seconds"),
+            )
+        out.print(table)
+
+
+def worker(
+    interval: Annotated[float, typer.Option(help="Seconds between passes.", min=0.5)] = 30.0,
+    batch: Batch = 200,
+    in_flight: InFlight = 8,
+    once: Annotated[bool, typer.Option(help="Do one pass and exit.")] = False,
+) -> None:
+    """Run the background worker: renewals, dunning, reminders and email, every INTERVAL."""
+    from fairsub.entrypoints.worker import Worker
+
+    with opened() as container:
+        catalog_service.store(container.uows(), container.clock, container.catalog())
+        runner = Worker(container, interval=interval, batch=batch, in_flight=in_flight)
+        if once:
+            summary = runner.run_once()
+            out.print(
+                f"charged {summary.charged}, declined {summary.declined}, "
+                f"unknown {summary.unknown}, expired {summary.expired}, "
+                f"reminders {summary.reminded}"
+            )
+            return
+        out.print(f"fairsub worker: a pass every {interval:g} s. Stop with Ctrl-C.")
+        runner.forever()

@@ -1,0 +1,75 @@
+"""The money side of the command line, as real processes on a test clock."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+FAIRSUB = [sys.executable, "-m", "fairsub.entrypoints.cli.main"]
+DEMO_CATALOG = Path(__file__).resolve().parents[2] / "src/fairsub/data/demo-catalog.toml"
+
+
+def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FAIRSUB_")}
+    environment.update({"FAIRSUB_DATA_DIR": str(tmp_path / "var"), "FAIRSUB_CLOCK": "test", **env})
+    return subprocess.run(
+        [*FAIRSUB, *args], capture_output=True, text=True, env=environment, timeout=300, check=False
+    )
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stdout
+
+
+def test_days_pass_renewals_are_charged_and_the_ledgers_agree(tmp_path: Path) -> None:
+    ok(run(tmp_path, "db", "upgrade"))
+    ok(run(tmp_path, "seed-demo"))
+    assert "(test clock)" in ok(run(tmp_path, "clock", "show"))
+
+    advanced = ok(run(tmp_path, "clock", "advance", "--days", "32"))
+
+    assert "Charged 2" in advanced  # the two demo monthly plans renewed once each
+    assert "Ledgers agree: 2 charges compared" in ok(run(tmp_path, "billing", "reconcile"))
+    assert "Nothing to review" in ok(run(tmp_path, "billing", "review"))
+    again = ok(run(tmp_path, "billing", "run"))
+    assert "charged" in again  # the summary table, with nothing more to charge
+    assert "Ledgers agree: 2 charges" in ok(run(tmp_path, "billing", "reconcile"))
+
+
+def test_the_clock_moves_only_as_a_test_clock_and_only_forward(tmp_path: Path) -> None:
+    ok(run(tmp_path, "db", "upgrade"))
+    system = run(tmp_path, "clock", "advance", "--days", "1", FAIRSUB_CLOCK="system")
+    assert system.returncode == 2
+    assert system.stderr.strip() == "fairsub: the clock can only be moved with FAIRSUB_CLOCK=test"
+    past = run(tmp_path, "clock", "set", "2001-01-01")
+    assert past.returncode == 2
+    assert "only moves forward" in past.stderr
+    garbage = run(tmp_path, "clock", "set", "next tuesday")
+    assert garbage.returncode == 2
+    assert len(garbage.stderr.strip().splitlines()) == 1
+
+
+def test_catalog_check_accepts_the_demo_and_points_at_the_bad_line(tmp_path: Path) -> None:
+    assert "OK — 3 products" in ok(run(tmp_path, "catalog", "check", str(DEMO_CATALOG)))
+    broken = tmp_path / "catalog.toml"
+    broken.write_text(DEMO_CATALOG.read_text().replace('term = "year"', 'term = "yearly"', 1))
+    result = run(tmp_path, "catalog", "check", str(broken))
+    assert result.returncode == 2
+    line = next(
+        n for n, text in enumerate(broken.read_text().splitlines(), 1) if 'term = "yearly"' in text
+    )
+    assert f"{broken}:{line}: plans." in result.stderr
+    assert "expected 'month' or 'year'" in result.stderr
+    missing = run(tmp_path, "catalog", "check", str(tmp_path / "nope.toml"))
+    assert missing.returncode == 2
+    assert "cannot read" in missing.stderr
+
+
+def test_worker_once_does_a_pass_and_reports_it(tmp_path: Path) -> None:
+    ok(run(tmp_path, "db", "upgrade"))
+    ok(run(tmp_path, "seed-demo"))
+    assert "charged 0" in ok(run(tmp_path, "worker", "--once"))
