@@ -35,3 +35,13 @@ class SubscriptionRenewed(Event):
 @dataclass(frozen=True, slots=True)
 class RenewalFailed(Event):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionPurchased(Event):
+    paid_until: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PurchaseDeclined(Event):
+    pass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from fairsub.domain.errors import InvalidTransition, NotAllowed
@@ -11,8 +11,10 @@ from fairsub.domain.events import (
     AutoRenewTurnedOff,
     AutoRenewTurnedOn,
     Event,
+    PurchaseDeclined,
     RenewalFailed,
     SubscriptionExpired,
+    SubscriptionPurchased,
     SubscriptionRenewed,
 )
 from fairsub.domain.money import Money
@@ -164,6 +166,24 @@ class Subscription:
             self._move(Status.ACTIVE)
         self.period = next_period
         self.events.append(SubscriptionRenewed(self.id, now, next_period.end))
+
+    def first_payment_succeeded(self, now: datetime) -> None:
+        """The purchase was paid: the service starts. Bought as one term only (auto-renew
+        off), it is canceled from the start: active until the period ends, never renewed."""
+        if self.status is not Status.INCOMPLETE:
+            raise InvalidTransition("Only a purchase waiting for its first payment can start.")
+        self._move(Status.ACTIVE if self.auto_renew else Status.CANCELED)
+        self.events.append(SubscriptionPurchased(self.id, now, self.period.end))
+
+    def first_payment_failed(self, now: datetime) -> None:
+        """The purchase's payment was declined: it never started, so it ends now."""
+        if self.status is not Status.INCOMPLETE:
+            raise InvalidTransition("Only a purchase waiting for its first payment can fail.")
+        self._move(Status.EXPIRED)
+        self.auto_renew = False
+        # A period must not be empty; the answer can come in the same second as the order.
+        self.period = Period(self.period.start, max(now, self.period.start + timedelta(seconds=1)))
+        self.events.append(PurchaseDeclined(self.id, now))
 
     def renewal_failed(self, now: datetime) -> None:
         if self.status is not Status.PAST_DUE:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from fairsub.domain.accounts import Account, check_new_password, normalize_email
+from fairsub.domain.catalog import Region
 from fairsub.domain.errors import AuthenticationFailed, InvalidInput, TokenInvalid, TooManyAttempts
 from fairsub.services import audit
 from fairsub.services.notifications import PASSWORD_RESET, enqueue
@@ -204,3 +205,51 @@ def reset_password(
             at=now,
         )
         uow.commit()
+
+
+def create_account(
+    uow: UnitOfWork,
+    clock: Clock,
+    hasher: PasswordHasher,
+    *,
+    email: str,
+    name: str,
+    password: str,
+    region: Region,
+    address: str,
+    user_agent: str,
+) -> SignedIn:
+    """A new customer's account, in the region they buy in (its currency, language and
+    time zone), signed in at once."""
+    try:
+        email = normalize_email(email)
+    except InvalidInput:
+        raise InvalidInput("Enter your email address, like name@example.com.") from None
+    name = " ".join(name.split())
+    if not name or len(name) > 200:
+        raise InvalidInput("Enter your name (up to 200 characters).")
+    check_new_password(password)
+    password_hash = hasher.hash(password)  # slow on purpose: before the transaction
+    with uow.write():
+        if uow.accounts.by_email(email) is not None:
+            raise InvalidInput(
+                "There is already an account with this email address. Sign in to continue."
+            )
+        now = clock.now()
+        account = uow.accounts.add(
+            email, name, password_hash, region.code, region.locale, region.timezone, now
+        )
+        audit.record(
+            uow,
+            actor=f"customer:{account.id}",
+            channel="portal",
+            action="portal:account:created",
+            subject=f"account:{account.id}",
+            account_id=account.id,
+            at=now,
+            after={"email": email, "region": region.code, "address": address},
+        )
+        uow.commit()
+    return sign_in(
+        uow, clock, hasher, email=email, password=password, address=address, user_agent=user_agent
+    )

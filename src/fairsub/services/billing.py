@@ -27,7 +27,7 @@ from fairsub.domain.billing import (
 )
 from fairsub.domain.periods import Period, following
 from fairsub.domain.subscriptions import Status
-from fairsub.services import audit
+from fairsub.services import audit, checkout
 from fairsub.services.notifications import PAYMENT_FAILED, RENEWAL_CHARGED, enqueue
 from fairsub.services.ports import (
     ChargeResult,
@@ -38,6 +38,7 @@ from fairsub.services.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
+from fairsub.services.pricing import renewal_prices
 
 LEASE = timedelta(minutes=10)
 ACTOR = "system:billing"
@@ -51,10 +52,11 @@ class RunSummary:
     skipped: int = 0
     settled: int = 0
     expired: int = 0
+    reminded: int = 0
     details: list[str] = field(default_factory=list)
 
     def add(self, other: RunSummary) -> None:
-        for name in ("charged", "declined", "unknown", "skipped", "settled", "expired"):
+        for name in ("charged", "declined", "unknown", "skipped", "settled", "expired", "reminded"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
@@ -85,6 +87,11 @@ def _claim(uows: UnitOfWorkFactory, clock: Clock, batch: int) -> tuple[list[Work
         }
         needed = sum(1 for invoice in existing.values() if invoice is None)
         number = uow.billing.take_invoice_numbers(needed) if needed else 0
+        # C23: a new period's price is fixed here, once, on its invoice; a higher price
+        # only after the subscriber's notice. Retries keep the invoice and its amount.
+        prices = renewal_prices(
+            uow, [d for d in fresh if existing[d.subscription_id] is None], periods
+        )
         for renewal in due:
             if not renewal.payment_token:
                 no_card += 1
@@ -99,7 +106,7 @@ def _claim(uows: UnitOfWorkFactory, clock: Clock, batch: int) -> tuple[list[Work
                     subscription_id=renewal.subscription_id,
                     kind=InvoiceKind.RENEWAL,
                     period=period,
-                    amount=renewal.price,
+                    amount=prices[renewal.subscription_id],
                     at=now,
                 )
                 number += 1
@@ -174,9 +181,20 @@ def apply_outcome(
     if subscription is None or account is None or invoice is None:  # pragma: no cover
         raise LookupError(f"attempt {attempt.id} points at missing rows")
     before = {"status": subscription.status.value, "period_end": subscription.period.end}
-    if outcome.succeeded:
+    if invoice.kind is InvoiceKind.PURCHASE:
+        # A purchase whose answer the portal lost: its invoice is the current period, not
+        # the next one, and it starts (or never starts) the subscription.
+        action = checkout.settle_purchase(
+            uow, subscription, account, invoice, outcome, now, customer_waiting=False
+        )
+        if outcome.succeeded:
+            summary.charged += 1
+        else:
+            summary.declined += 1
+    elif outcome.succeeded:
         uow.billing.set_invoice_status(invoice.id, InvoiceStatus.PAID, now)
         subscription.renew(Period(invoice.period_start, invoice.period_end), now)
+        subscription.price = invoice.amount  # a noticed price increase shows from now on
         uow.subscriptions.save(subscription)
         uow.billing.set_dunning(subscription.id, 0, None)
         summary.charged += 1

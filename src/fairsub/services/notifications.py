@@ -18,6 +18,7 @@ PASSWORD_RESET = "password_reset"  # noqa: S105 - an email kind
 RENEWAL_CHARGED = "renewal_charged"
 PAYMENT_FAILED = "payment_failed"
 PURCHASE_CONFIRMED = "purchase_confirmed"
+PURCHASE_FAILED = "purchase_failed"
 RENEWAL_REMINDER = "renewal_reminder"
 TRIAL_REMINDER = "trial_reminder"
 PRICE_INCREASE_NOTICE = "price_increase_notice"
@@ -30,6 +31,7 @@ KINDS = frozenset(
         RENEWAL_CHARGED,
         PAYMENT_FAILED,
         PURCHASE_CONFIRMED,
+        PURCHASE_FAILED,
         RENEWAL_REMINDER,
         TRIAL_REMINDER,
         PRICE_INCREASE_NOTICE,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -21,6 +21,7 @@ from fairsub.domain.cancellations import Cancellation
 from fairsub.domain.catalog import Catalog
 from fairsub.domain.money import Money
 from fairsub.domain.periods import Period, Term
+from fairsub.domain.pricing import NoticedChange, PriceChange
 from fairsub.domain.subscriptions import PaymentMethod, Reseller, Subscription
 
 
@@ -82,6 +83,7 @@ class NewSubscription:
     period_end: datetime
     payment_method_id: int | None
     reseller: Reseller | None
+    trial_ends_at: datetime | None = None
 
 
 class AccountRepository(Protocol):
@@ -185,6 +187,30 @@ class PaymentMethodRepository(Protocol):
         """Point every direct subscription of the account at this card; returns their ids."""
         ...
 
+    def token_of(self, account_id: int, payment_method_id: int) -> str | None:
+        """The gateway's token for this account's card; None if it is not theirs."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentRecord:
+    """What a customer agreed to at checkout, and the facts to prove it (C17)."""
+
+    account_id: int
+    subscription_id: int | None
+    at: datetime
+    address: str
+    user_agent: str
+    terms_version: str
+    price: Money
+    auto_renew: bool
+    disclosure: str
+
+
+class ConsentRepository(Protocol):
+    def add(self, consent: ConsentRecord) -> int: ...
+    def for_subscription(self, account_id: int, subscription_id: int) -> ConsentRecord | None: ...
+
 
 class UnitOfWork(Protocol):
     """One transaction. `with uow.write():` for changes, `with uow.read():` for queries.
@@ -204,6 +230,9 @@ class UnitOfWork(Protocol):
     catalog: CatalogRepository
     payment_methods: PaymentMethodRepository
     billing: BillingRepository
+    reminders: ReminderRepository
+    pricing: PricingRepository
+    consents: ConsentRepository
 
     def read(self) -> Self: ...
     def write(self) -> Self: ...
@@ -288,9 +317,74 @@ class BillingRepository(Protocol):
         """(subscription id, account id) of subscriptions to expire now."""
         ...
 
+    def lease(self, subscription_id: int, until: datetime) -> None:
+        """Keep workers and the janitor off this subscription until then (a purchase's
+        charge is in flight from the portal)."""
+        ...
+
+    def retry_past_due_now(self, account_id: int, now: datetime) -> list[int]:
+        """Make every past-due direct subscription of the account due for a retry now;
+        returns their ids."""
+        ...
+
     def due_count(self, now: datetime) -> int: ...
     def statement(self, account_id: int) -> list[tuple[Invoice, list[PaymentAttempt]]]: ...
     def ledger(self, batch: int = 5000) -> Iterator[PaymentAttempt]: ...
+
+
+# --- Reminders and price changes --------------------------------------------------------
+
+
+class ReminderRepository(Protocol):
+    def candidates(
+        self,
+        *,
+        renewals: tuple[datetime, datetime],
+        trial_ends: tuple[datetime, datetime],
+        half_anniversaries: tuple[datetime, datetime],
+        after_id: int,
+        limit: int,
+    ) -> list[Subscription]:
+        """Direct, auto-renewing, active or trialing subscriptions with id > after_id, in id
+        order, that may owe a reminder now: annual ones renewing within `renewals`, trialing
+        ones whose trial ends within `trial_ends`, monthly ones whose start may have a
+        half-anniversary within `half_anniversaries`. A superset: the domain decides."""
+        ...
+
+
+class PricingRepository(Protocol):
+    def list_price(self, plan_code: str, region: str) -> Money | None:
+        """The catalog price of the plan in the region; None if not sold there."""
+        ...
+
+    def change_at(
+        self, plan_code: str, region: str, effective_from: datetime
+    ) -> PriceChange | None: ...
+    def add_change(
+        self,
+        *,
+        plan_code: str,
+        region: str,
+        new_price: Money,
+        effective_from: datetime,
+        announced_at: datetime,
+    ) -> PriceChange: ...
+    def changes_effective_by(self, moment: datetime) -> list[PriceChange]:
+        """Every change with effective_from <= moment, oldest first."""
+        ...
+
+    def notice_candidates(
+        self, change: PriceChange, renewals: tuple[datetime, datetime], *, after_id: int, limit: int
+    ) -> list[Subscription]:
+        """Direct, auto-renewing, active or trialing subscriptions to the change's plan in its
+        region, id > after_id in id order, renewing within `renewals` and not before the
+        change is effective, paying less than the new price, and not yet sent its notice."""
+        ...
+
+    def changes_for(self, subscription_ids: Sequence[int]) -> dict[int, list[NoticedChange]]:
+        """For each subscription, every change to its plan and region, with when its
+        notice of that change was queued (None if it never was)."""
+        ...
 
 
 # --- Payments -------------------------------------------------------------------------

@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, exists, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from fairsub.adapters.db.tables import (
     invoice_counter,
@@ -146,18 +148,21 @@ class SqlBilling:
     def take_invoice_numbers(self, count: int) -> int:
         """Reserve `count` consecutive invoice numbers; returns the first. The counter row
         is locked until commit, so numbers are sequential without gaps."""
-        row = self._c.execute(
-            select(invoice_counter.c.last_number).where(invoice_counter.c.id == 1).with_for_update()
-        ).first()
-        last = 0 if row is None else int(row.last_number)
+        locked = select(invoice_counter.c.last_number).where(invoice_counter.c.id == 1)
+        row = self._c.execute(locked.with_for_update()).first()
         if row is None:
-            self._c.execute(insert(invoice_counter).values(id=1, last_number=count))
-        else:
+            # The very first number. Two first callers must not both insert the row: on
+            # PostgreSQL the second waits here for the first to commit, then finds it.
+            dialect_insert = pg_insert if self._postgres else sqlite_insert
             self._c.execute(
-                update(invoice_counter)
-                .where(invoice_counter.c.id == 1)
-                .values(last_number=last + count)
+                dialect_insert(invoice_counter)
+                .values(id=1, last_number=0)
+                .on_conflict_do_nothing(index_elements=["id"])
             )
+            row = self._c.execute(locked.with_for_update()).first()
+        last = 0 if row is None else int(row.last_number)
+        counter = update(invoice_counter).where(invoice_counter.c.id == 1)
+        self._c.execute(counter.values(last_number=last + count))
         return last + 1
 
     def invoice_for(self, subscription_id: int, period_start: datetime) -> Invoice | None:

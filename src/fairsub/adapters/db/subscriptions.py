@@ -91,6 +91,8 @@ class SqlSubscriptions:
                 auto_renew=subscription.auto_renew,
                 period_start=subscription.period.start,
                 period_end=subscription.period.end,
+                price_minor=subscription.price.amount_minor,
+                currency=subscription.price.currency,
                 version=s.c.version + 1,
             )
         )
@@ -113,6 +115,7 @@ class SqlSubscriptions:
                 reseller_name=reseller.name if reseller else None,
                 reseller_order=reseller.order_number if reseller else None,
                 reseller_cancel_url=reseller.cancel_url if reseller else None,
+                trial_ends_at=new.trial_ends_at,
                 version=1,
             )
         )
@@ -220,6 +223,7 @@ class SqlCatalog:
                     "name": plan.name,
                     "term": plan.term.value,
                     "seats": plan.seats,
+                    "trial_days": plan.trial_days,
                 },
             )
             for region_code, price in plan.prices.items():
@@ -263,3 +267,10 @@ class SqlPaymentMethods:
                 update(s).where(s.c.id.in_(ids)).values(payment_method_id=payment_method_id)
             )
         return ids
+
+    def token_of(self, account_id: int, payment_method_id: int) -> str | None:
+        t = payment_methods
+        token: str | None = self._c.execute(
+            select(t.c.token).where(t.c.id == payment_method_id, t.c.account_id == account_id)
+        ).scalar_one_or_none()
+        return token

@@ -287,3 +287,20 @@ consents = Table(
     Column("auto_renew", Boolean, nullable=False),
     Column("disclosure", Text, nullable=False),
 )
+
+# C23: a new price for a plan in a region from a date. Append-only. Who is told when is in
+# the outbox (dedupe key "price-notice:<change id>:<subscription id>"), so no per-
+# subscription column is needed; a renewal pays the new price only after that notice.
+price_changes = Table(
+    "price_changes",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("plan_code", ForeignKey("plans.code"), nullable=False),
+    Column("region", ForeignKey("regions.code"), nullable=False),
+    Column("new_amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("effective_from", UtcDateTime, nullable=False),
+    Column("announced_at", UtcDateTime, nullable=False),
+    UniqueConstraint("plan_code", "region", "effective_from"),
+    CheckConstraint("new_amount_minor >= 0", name="amount"),
+)

@@ -16,8 +16,11 @@ from fairsub.adapters.db.accounts import (
 )
 from fairsub.adapters.db.audit import SqlAuditLog
 from fairsub.adapters.db.billing import SqlBilling
+from fairsub.adapters.db.consents import SqlConsents
 from fairsub.adapters.db.engine import WRITE_OPTION, WriteGate
 from fairsub.adapters.db.outbox import SqlOutbox
+from fairsub.adapters.db.pricing import SqlPricing
+from fairsub.adapters.db.reminders import SqlReminders
 from fairsub.adapters.db.subscriptions import (
     SqlCancellations,
     SqlCatalog,
@@ -30,9 +33,12 @@ from fairsub.services.ports import (
     BillingRepository,
     CancellationRepository,
     CatalogRepository,
+    ConsentRepository,
     Outbox,
     PasswordResetRepository,
     PaymentMethodRepository,
+    PricingRepository,
+    ReminderRepository,
     SessionRepository,
     SignInAttemptRepository,
     SubscriptionRepository,
@@ -51,6 +57,9 @@ class SqlUnitOfWork:
     catalog: CatalogRepository
     payment_methods: PaymentMethodRepository
     billing: BillingRepository
+    reminders: ReminderRepository
+    pricing: PricingRepository
+    consents: ConsentRepository
 
     def __init__(
         self, engine: Engine, gate: WriteGate, on_commit: Callable[[], None] | None = None
@@ -106,6 +115,9 @@ class SqlUnitOfWork:
         self.catalog = SqlCatalog(connection)
         self.payment_methods = SqlPaymentMethods(connection)
         self.billing = SqlBilling(connection)
+        self.reminders = SqlReminders(connection)
+        self.pricing = SqlPricing(connection)
+        self.consents = SqlConsents(connection)
         return self
 
     def commit(self) -> None:

@@ -18,6 +18,7 @@ SUBJECTS = {
     "renewal_charged": "Receipt {invoice_number}: {product} renewed",
     "payment_failed": "Payment for {product} did not go through",
     "purchase_confirmed": "Your {product} order — receipt {invoice_number}",
+    "purchase_failed": "Your {product} order did not go through",
     "renewal_reminder": "{product} renews on {renews_on} for {amount}",
     "trial_reminder": "Your {product} trial ends on {trial_ends_on}",
     "price_increase_notice": "{product}: new price {new_amount} from {effective_on}",

@@ -121,3 +121,49 @@ def worker(
             return
         out.print(f"fairsub worker: a pass every {interval:g} s. Stop with Ctrl-C.")
         runner.forever()
+
+
+@app.command("announce-price")
+def announce_price(
+    plan: Annotated[str, typer.Argument(help="Plan code, e.g. total360-annual.")],
+    region: Annotated[str, typer.Argument(help="Region code, e.g. GB.")],
+    amount: Annotated[
+        int, typer.Argument(help="New price in minor units (pence, cents; yen).", min=0)
+    ],
+    effective: Annotated[
+        str,
+        typer.Option(
+            help="First renewal date at the new price (at least 7 days from now), e.g. 2027-03-01."
+        ),
+    ],
+) -> None:
+    """Announce a new price. Customers are told 7 to 30 days before they first pay it (C23);
+    nobody is charged more without that notice. Update the catalog file to match."""
+    from datetime import UTC, datetime
+
+    from fairsub.domain.money import Money
+    from fairsub.services import pricing
+
+    try:
+        moment = datetime.fromisoformat(effective)
+    except ValueError:
+        fail(f"not a date: {effective!r} (use e.g. 2027-03-01)")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    with opened() as container:
+        currency = container.catalog().regions.get(region)
+        if currency is None:
+            fail(f"no region {region!r} in the catalog")
+        change = pricing.announce_price_change(
+            container.uows,
+            container.clock,
+            plan,
+            region,
+            Money(amount, currency.currency),
+            moment,
+        )
+        out.print(
+            f"Announced: {plan} in {region} costs {Money(amount, currency.currency).plain()} "
+            f"from {change.effective_from:%Y-%m-%d}. Notices go out 7 to 30 days before each "
+            "customer's first renewal at that price."
+        )
