@@ -45,3 +45,8 @@ class SubscriptionPurchased(Event):
 @dataclass(frozen=True, slots=True)
 class PurchaseDeclined(Event):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionRefunded(Event):
+    pass

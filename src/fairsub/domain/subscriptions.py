@@ -15,10 +15,13 @@ from fairsub.domain.events import (
     RenewalFailed,
     SubscriptionExpired,
     SubscriptionPurchased,
+    SubscriptionRefunded,
     SubscriptionRenewed,
 )
 from fairsub.domain.money import Money
 from fairsub.domain.periods import Period, Term
+
+_SECOND = timedelta(seconds=1)
 
 
 class Status(StrEnum):
@@ -189,6 +192,14 @@ class Subscription:
         if self.status is not Status.PAST_DUE:
             self._move(Status.PAST_DUE)
             self.events.append(RenewalFailed(self.id, now))
+
+    def refund(self, now: datetime) -> None:
+        """End the service at once because its money goes back: no renewal, no access."""
+        self._move(Status.REFUNDED)
+        self.auto_renew = False
+        if now < self.period.end:
+            self.period = Period(self.period.start, max(now, self.period.start + _SECOND))
+        self.events.append(SubscriptionRefunded(self.id, now))
 
     def expire(self, now: datetime) -> None:
         """End a subscription whose period is over and which will not renew."""

@@ -12,7 +12,7 @@ from datetime import timedelta
 import structlog
 
 from fairsub.bootstrap import Container
-from fairsub.services import billing
+from fairsub.services import billing, refunds
 from fairsub.services.billing import RunSummary
 
 log = structlog.get_logger(__name__)
@@ -37,6 +37,7 @@ class Worker:
             summary = billing.run(
                 c.uows, c.gateway, c.clock, batch=self.batch, in_flight=self.in_flight
             )
+            refunds.settle(c.uows, c.gateway, c.clock)
             summary.reminded = send_reminders(c)
             c.relay.drain()
         return summary

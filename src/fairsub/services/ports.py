@@ -22,6 +22,7 @@ from fairsub.domain.catalog import Catalog
 from fairsub.domain.money import Money
 from fairsub.domain.periods import Period, Term
 from fairsub.domain.pricing import NoticedChange, PriceChange
+from fairsub.domain.refunding import Refund, RefundKind
 from fairsub.domain.subscriptions import PaymentMethod, Reseller, Subscription
 
 
@@ -230,6 +231,7 @@ class UnitOfWork(Protocol):
     catalog: CatalogRepository
     payment_methods: PaymentMethodRepository
     billing: BillingRepository
+    refunds: RefundRepository
     reminders: ReminderRepository
     pricing: PricingRepository
     consents: ConsentRepository
@@ -385,6 +387,42 @@ class PricingRepository(Protocol):
         """For each subscription, every change to its plan and region, with when its
         notice of that change was queued (None if it never was)."""
         ...
+
+
+class RefundRepository(Protocol):
+    def add(
+        self,
+        *,
+        account_id: int,
+        subscription_id: int,
+        invoice_id: int,
+        charge_attempt_id: int,
+        key: str,
+        amount: Money,
+        kind: RefundKind,
+        reason: str,
+        reference: str | None,
+        at: datetime,
+    ) -> Refund: ...
+    def get(self, refund_id: int) -> Refund | None: ...
+    def for_charge(self, charge_attempt_id: int) -> list[Refund]: ...
+    def refunded_amount(self, charge_attempt_id: int, currency: str) -> Money:
+        """What has left, or may have left, for this charge: all but failed refunds."""
+        ...
+
+    def for_account(self, account_id: int) -> list[Refund]: ...
+    def record_sent(
+        self,
+        refund_id: int,
+        at: datetime,
+        gateway_ref: str | None,
+        arrives_from: datetime,
+        arrives_by: datetime,
+    ) -> bool: ...
+    def record_failed(self, refund_id: int, reason: str) -> bool: ...
+    def record_unknown(self, refund_id: int) -> None: ...
+    def unsettled(self, older_than: datetime, limit: int) -> list[Refund]: ...
+    def mark_arrived(self, now: datetime) -> int: ...
 
 
 # --- Payments -------------------------------------------------------------------------

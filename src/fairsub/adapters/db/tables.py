@@ -286,6 +286,10 @@ consents = Table(
     Column("currency", String(3), nullable=False),
     Column("auto_renew", Boolean, nullable=False),
     Column("disclosure", Text, nullable=False),
+    # C27: the customer asked for immediate start AND acknowledged losing the withdrawal
+    # right, with two separate unticked boxes. Without both, the right stays whole.
+    Column("immediate_start", Boolean, nullable=False, server_default="0"),
+    Column("withdrawal_right_waived", Boolean, nullable=False, server_default="0"),
 )
 
 # C23: a new price for a plan in a region from a date. Append-only. Who is told when is in
@@ -303,4 +307,62 @@ price_changes = Table(
     Column("announced_at", UtcDateTime, nullable=False),
     UniqueConstraint("plan_code", "region", "effective_from"),
     CheckConstraint("new_amount_minor >= 0", name="amount"),
+)
+
+# Money going back: one row per refund, written before the gateway is called (like a
+# charge attempt), keyed so a retry can never refund twice.
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("subscription_id", ForeignKey("subscriptions.id"), nullable=False),
+    Column("invoice_id", ForeignKey("invoices.id"), nullable=False),
+    Column("charge_attempt_id", ForeignKey("payment_attempts.id"), nullable=False, index=True),
+    Column("idempotency_key", String(100), nullable=False, unique=True),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("kind", String(30), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("reference", String(12), nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("requested_at", UtcDateTime, nullable=False),
+    Column("sent_at", UtcDateTime, nullable=True),
+    Column("settled_at", UtcDateTime, nullable=True),
+    Column("arrives_from", UtcDateTime, nullable=True),
+    Column("arrives_by", UtcDateTime, nullable=True),
+    Column("gateway_ref", String(200), nullable=True),
+    Column("failure_reason", String(200), nullable=True),
+    CheckConstraint("amount_minor > 0", name="amount"),
+    CheckConstraint(
+        "status in ('requested', 'sent', 'settled', 'failed', 'unknown')", name="status"
+    ),
+    CheckConstraint(
+        "kind in ('cancel_with_refund', 'withdrawal', 'case', 'charged_after_turn_off')",
+        name="kind",
+    ),
+)
+
+# "I don't recognise this charge": a customer's question about a charge, until resolved.
+charge_cases = Table(
+    "charge_cases",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("reference", String(12), nullable=False, unique=True),
+    Column("account_id", ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("charge_attempt_id", ForeignKey("payment_attempts.id"), nullable=False),
+    Column("reason", String(30), nullable=False),
+    Column("note", Text, nullable=False, server_default=""),
+    Column("status", String(20), nullable=False),
+    Column("alert", Boolean, nullable=False, server_default="0"),
+    Column("refund_id", ForeignKey("refunds.id"), nullable=True),
+    Column("opened_at", UtcDateTime, nullable=False),
+    Column("resolved_at", UtcDateTime, nullable=True),
+    Column("resolved_by", String(100), nullable=True),
+    Column("resolution_note", Text, nullable=True),
+    CheckConstraint(
+        "reason in ('after_cancel', 'unknown_charge', 'wrong_amount', 'other')", name="reason"
+    ),
+    CheckConstraint("status in ('open', 'refunded', 'rejected')", name="status"),
+    Index("ix_charge_cases_status", "status"),
 )

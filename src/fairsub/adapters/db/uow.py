@@ -20,6 +20,7 @@ from fairsub.adapters.db.consents import SqlConsents
 from fairsub.adapters.db.engine import WRITE_OPTION, WriteGate
 from fairsub.adapters.db.outbox import SqlOutbox
 from fairsub.adapters.db.pricing import SqlPricing
+from fairsub.adapters.db.refunds import SqlRefunds
 from fairsub.adapters.db.reminders import SqlReminders
 from fairsub.adapters.db.subscriptions import (
     SqlCancellations,
@@ -38,6 +39,7 @@ from fairsub.services.ports import (
     PasswordResetRepository,
     PaymentMethodRepository,
     PricingRepository,
+    RefundRepository,
     ReminderRepository,
     SessionRepository,
     SignInAttemptRepository,
@@ -57,6 +59,7 @@ class SqlUnitOfWork:
     catalog: CatalogRepository
     payment_methods: PaymentMethodRepository
     billing: BillingRepository
+    refunds: RefundRepository
     reminders: ReminderRepository
     pricing: PricingRepository
     consents: ConsentRepository
@@ -115,6 +118,7 @@ class SqlUnitOfWork:
         self.catalog = SqlCatalog(connection)
         self.payment_methods = SqlPaymentMethods(connection)
         self.billing = SqlBilling(connection)
+        self.refunds = SqlRefunds(connection)
         self.reminders = SqlReminders(connection)
         self.pricing = SqlPricing(connection)
         self.consents = SqlConsents(connection)
