@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from fairsub.bootstrap import Container
 from fairsub.domain.accounts import Account
+from fairsub.domain.billing import AttemptStatus, InvoiceKind, InvoiceStatus, idempotency_key
+from fairsub.domain.periods import Period
 from fairsub.domain.subscriptions import Subscription
 from fairsub.services import demo, subscriptions
 
@@ -20,10 +22,16 @@ class Demo:
     erikas: Subscription
 
 
-def seeded(container: Container) -> Demo:
-    """The demo data set: Alex (3 subscriptions, one via a reseller) and Erika (one)."""
+def seeded(container: Container, *, history: bool = False) -> Demo:
+    """The demo data set: Alex (3 subscriptions, one via a reseller) and Erika (one).
+    Without `history` (the default here) no past charges exist, so tests count only theirs."""
     demo.seed_demo(
-        container.uows(), container.clock, container.hasher, container.catalog(), container.gateway
+        container.uows(),
+        container.clock,
+        container.hasher,
+        container.catalog(),
+        container.gateway,
+        history=history,
     )
     with container.uows().read() as uow:
         alex = uow.accounts.by_email(demo.DEMO_EMAIL)
@@ -50,3 +58,44 @@ def turn_off(container: Container, account: Account, subscription: Subscription)
         actor=f"customer:{account.id}",
         channel="portal",
     )
+
+
+def paid_history(container: Container, subscription: Subscription) -> None:
+    """What the demo data leaves out: every period of a direct subscription, from its start
+    to the current one, invoiced and paid through the gateway when the period began (the
+    first as the purchase, the others as renewals)."""
+    with container.uows().write() as uow:
+        ((method_id, _, _), *_) = uow.payment_methods.for_account(subscription.account_id)
+        token = uow.payment_methods.token_of(subscription.account_id, method_id)
+        assert token is not None
+        index = 0
+        while True:
+            period = Period.nth(subscription.started_at, subscription.term, index)
+            invoice = uow.billing.add_invoice(
+                number=uow.billing.take_invoice_numbers(1),
+                account_id=subscription.account_id,
+                subscription_id=subscription.id,
+                kind=InvoiceKind.PURCHASE if index == 0 else InvoiceKind.RENEWAL,
+                period=period,
+                amount=subscription.price,
+                at=period.start,
+            )
+            key = idempotency_key(subscription.id, period.start, 1)
+            attempt = uow.billing.add_attempt(
+                invoice=invoice,
+                attempt_no=1,
+                key=key,
+                payment_method_id=method_id,
+                payment_token=token,
+                at=period.start,
+            )
+            charged = container.gateway.charge(key, subscription.price, token, "test history")
+            assert charged.succeeded
+            uow.billing.settle_attempt(
+                attempt.id, AttemptStatus.SUCCEEDED, period.start, gateway_ref=charged.gateway_ref
+            )
+            uow.billing.set_invoice_status(invoice.id, InvoiceStatus.PAID, period.start)
+            if period.start >= subscription.period.start:
+                break
+            index += 1
+        uow.commit()

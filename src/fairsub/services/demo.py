@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from fairsub.domain.billing import (
+    AttemptStatus,
+    InvoiceKind,
+    InvoiceStatus,
+    PaymentAttempt,
+    idempotency_key,
+)
 from fairsub.domain.catalog import Catalog
-from fairsub.domain.periods import Period
+from fairsub.domain.money import Money
+from fairsub.domain.periods import Period, Term
 from fairsub.domain.subscriptions import Reseller, Status
 from fairsub.services import audit
 from fairsub.services.ports import (
@@ -63,15 +71,23 @@ DEMO_CARD = CardDetails("4242424242424242", 12, 2030, "123")
 
 
 def seed_demo(
-    uow: UnitOfWork, clock: Clock, hasher: PasswordHasher, catalog: Catalog, gateway: PaymentGateway
+    uow: UnitOfWork,
+    clock: Clock,
+    hasher: PasswordHasher,
+    catalog: Catalog,
+    gateway: PaymentGateway,
+    *,
+    history: bool = True,
 ) -> bool:
     """Store the catalog and the demo customers. Returns False, changing nothing, when the
-    demo customer already exists."""
+    demo customer already exists. With `history`, every period so far was paid for, through
+    the gateway, so statements and refund offers have real charges behind them."""
     now = clock.now()
     with uow.read():
         if uow.accounts.by_email(DEMO_EMAIL) is not None:
             return False
     cards = {c.email: gateway.store_card(DEMO_CARD) for c in CUSTOMERS}
+    paid: list[PaymentAttempt] = []
     with uow.write():
         if uow.accounts.by_email(DEMO_EMAIL) is not None:
             return False
@@ -89,12 +105,13 @@ def seed_demo(
                 now - timedelta(days=400),
             )
             card = uow.payment_methods.add(account.id, cards[customer.email], gateway.name, now)
+            token = cards[customer.email].token
             for plan_code, days_ago, auto_renew, reseller in customer.subscriptions:
                 plan = catalog.plan(plan_code)
                 price = plan.price_in(region.code)
                 started = (now - timedelta(days=days_ago)).replace(microsecond=0)
                 period = Period.containing(started, plan.term, now)
-                uow.subscriptions.add(
+                subscription_id = uow.subscriptions.add(
                     NewSubscription(
                         account_id=account.id,
                         plan_code=plan.code,
@@ -110,6 +127,20 @@ def seed_demo(
                         reseller=reseller,
                     )
                 )
+                if reseller is None and history:
+                    paid.extend(
+                        _invoice_history(
+                            uow,
+                            account.id,
+                            subscription_id,
+                            started,
+                            plan.term,
+                            price,
+                            card,
+                            token,
+                            now,
+                        )
+                    )
             audit.record(
                 uow,
                 actor="system:seed-demo",
@@ -121,4 +152,66 @@ def seed_demo(
                 after={"email": customer.email, "subscriptions": len(customer.subscriptions)},
             )
         uow.commit()
+    _charge_history(uow, gateway, paid)
     return True
+
+
+def _invoice_history(
+    uow: UnitOfWork,
+    account_id: int,
+    subscription_id: int,
+    started: datetime,
+    term: Term,
+    price: Money,
+    card: int,
+    token: str,
+    now: datetime,
+) -> list[PaymentAttempt]:
+    """Invoices and payment attempts for every period so far, as if bought and renewed
+    on time, so the statement, receipts and refund offers have real charges to show."""
+    attempts = []
+    index = 0
+    while (period := Period.nth(started, term, index)).start <= now:
+        number = uow.billing.take_invoice_numbers(1)
+        invoice = uow.billing.add_invoice(
+            number=number,
+            account_id=account_id,
+            subscription_id=subscription_id,
+            kind=InvoiceKind.PURCHASE if index == 0 else InvoiceKind.RENEWAL,
+            period=period,
+            amount=price,
+            at=period.start,
+        )
+        attempts.append(
+            uow.billing.add_attempt(
+                invoice=invoice,
+                attempt_no=1,
+                key=idempotency_key(subscription_id, period.start, 1),
+                payment_method_id=card,
+                payment_token=token,
+                at=period.start,
+            )
+        )
+        index += 1
+    return attempts
+
+
+def _charge_history(
+    uow: UnitOfWork, gateway: PaymentGateway, attempts: list[PaymentAttempt]
+) -> None:
+    """Charge the history for real at the gateway, so our ledger and its agree."""
+    results = [
+        gateway.charge(a.idempotency_key, a.amount, a.payment_token, "Demo history")
+        for a in attempts
+    ]
+    with uow.write():
+        for attempt, result in zip(attempts, results, strict=True):
+            status = AttemptStatus.SUCCEEDED if result.succeeded else AttemptStatus.DECLINED
+            uow.billing.settle_attempt(
+                attempt.id, status, attempt.created_at, gateway_ref=result.gateway_ref
+            )
+            if result.succeeded:
+                uow.billing.set_invoice_status(
+                    attempt.invoice_id, InvoiceStatus.PAID, attempt.created_at
+                )
+        uow.commit()
