@@ -59,6 +59,10 @@ class FakeGateway:
         self.charges: dict[str, ChargeResult] = {}
         self.refunds: dict[str, RefundResult] = {}
         self.calls = 0
+        # Refund trouble: "down" refuses before refunding (GatewayUnavailable); "lost"
+        # refunds, then loses the answer (GatewayTimeout). Every key asked is kept.
+        self.refunds_down: str | None = None
+        self.refund_keys_asked: list[str] = []
 
     def store_card(self, card: CardDetails) -> StoredCard:
         behaviour = {"0002": "decline", "0119": "timeout"}.get(card.number[-4:], "ok")
@@ -94,10 +98,15 @@ class FakeGateway:
         return self.charges.get(idempotency_key)
 
     def refund(self, idempotency_key: str, charge_ref: str, amount: Money) -> RefundResult:
+        self.refund_keys_asked.append(idempotency_key)
+        if self.refunds_down == "down":
+            raise GatewayUnavailable("refunds are down")
         if idempotency_key not in self.refunds:
             self.refunds[idempotency_key] = RefundResult(
                 idempotency_key, True, f"re_{len(self.refunds) + 1}", amount
             )
+        if self.refunds_down == "lost":
+            raise GatewayTimeout("refund answer lost")
         return self.refunds[idempotency_key]
 
     def ledger(self) -> Iterator[GatewayLedgerEntry]:

@@ -19,9 +19,11 @@ from fairsub.adapters.email.relay import OutboxRelay
 from fairsub.adapters.email.render import EmailRenderer, Site
 from fairsub.adapters.email.smtp import SmtpMailer
 from fairsub.adapters.passwords import Argon2Hasher
+from fairsub.adapters.policy_file import load_policy
 from fairsub.config import ClockName, GatewayName, MailBackend, Settings
 from fairsub.domain.catalog import Catalog
 from fairsub.domain.contacts import OfficialChannels
+from fairsub.domain.refunds import RefundPolicy
 from fairsub.services.ports import Clock, Mailer, PasswordHasher, PaymentGateway
 
 
@@ -40,6 +42,9 @@ class Container:
 
     def catalog(self) -> Catalog:
         return load_catalog(self.settings.catalog_file)
+
+    def refund_policy(self) -> RefundPolicy:
+        return load_policy(self.settings.refund_policy_file)
 
     def close(self) -> None:
         self.relay.stop()

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     catalog_file: Path | None = Field(
         None, description="Catalog TOML; default: the demo catalog shipped with fairsub."
     )
+    refund_policy_file: Path | None = Field(
+        None,
+        description="TOML with the refund policy (a [refunds] section); default: the demo "
+        "catalog's policy shipped with fairsub.",
+    )
     mail_backend: MailBackend = Field(
         MailBackend.MAILDIR,
         description="maildir (local folder, shown at /dev/mailbox in dev) or smtp.",

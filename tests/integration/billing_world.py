@@ -1,12 +1,14 @@
 """A world of due subscriptions for the billing proofs, built fast, and the checks they share.
 
-Also a second process for the concurrency proofs:
+Also the other processes of the concurrency proofs, wired from FAIRSUB_* settings like
+any fairsub process:
 
     python -m tests.integration.billing_world turn-off PLAN.json
-
-reads [[account_id, subscription_id], ...] from PLAN.json, wires itself from FAIRSUB_*
-settings like any fairsub process, prints "ready", waits for a line on stdin, then turns
-auto-renew off for each subscription in order and prints how many it turned off.
+        reads [[account_id, subscription_id], ...], prints "ready", waits for a line on
+        stdin, then turns auto-renew off for each in order; prints how many it turned
+        off and how many had already ended: {"turned_off": n, "already_ended": m}.
+    python -m tests.integration.billing_world bill BATCH IN_FLIGHT
+        one billing pass (services.billing.run); prints its summary as JSON.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, func, insert
+from sqlalchemy import Engine, Select, func, insert
 from sqlalchemy import select as select_sql
 
 from fairsub.adapters.db.tables import (
@@ -38,6 +41,7 @@ from fairsub.domain.periods import Term, add_months
 from fairsub.services.ports import PaymentGateway
 
 REPO = Path(__file__).resolve().parents[2]
+MODULE = "tests.integration.billing_world"
 OK_CARD = "4242424242424242"
 DECLINE_CARD = "4000000000000002"
 TIMEOUT_CARD = "4000000000000119"  # charged, then the answer is lost
@@ -90,7 +94,7 @@ def add_due_subscriptions(
                 for i in range(len(tokens))
             ],
         )
-        by_email = dict(
+        by_email: dict[str, int] = dict(
             connection.execute(
                 select_sql(accounts.c.email, accounts.c.id).where(
                     accounts.c.email.like(f"{prefix}-%@example.com")
@@ -113,7 +117,7 @@ def add_due_subscriptions(
                 for account_id, token in zip(account_ids, tokens, strict=True)
             ],
         )
-        card_of = dict(
+        card_of: dict[int, int] = dict(
             connection.execute(
                 select_sql(payment_methods.c.account_id, payment_methods.c.id).where(
                     payment_methods.c.account_id.in_(account_ids)
@@ -183,9 +187,9 @@ def periods_charged_twice(engine: Engine, gateway: PaymentGateway) -> list[str]:
     )
 
 
-def count(engine: Engine, query: object) -> int:
+def count(engine: Engine, query: Select[int]) -> int:
     with engine.connect() as connection:
-        return int(connection.execute(query).scalar_one())  # type: ignore[call-overload]
+        return int(connection.execute(query).scalar_one())
 
 
 def unsettled(engine: Engine) -> int:
@@ -198,6 +202,23 @@ def unsettled(engine: Engine) -> int:
 
 
 # -- other processes --------------------------------------------------------------------------
+
+_children: list[subprocess.Popen[Any]] = []
+
+
+def reap_children() -> None:
+    """Kill and wait for every process started here that is still running (after a test
+    that failed half-way), so none outlives its test."""
+    while _children:
+        child = _children.pop()
+        if child.poll() is None:
+            child.kill()
+        child.communicate()
+
+
+def _started(child: subprocess.Popen[Any]) -> subprocess.Popen[Any]:
+    _children.append(child)
+    return child
 
 
 def process_env(
@@ -220,13 +241,15 @@ def process_env(
 
 def billing_run(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
     """`fairsub billing run` in its own process (stdout and stderr thrown away)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "fairsub.entrypoints.cli.main", "billing", "run", *args],
-        env=env,
-        cwd=REPO,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    return _started(
+        subprocess.Popen(
+            [sys.executable, "-m", "fairsub.entrypoints.cli.main", "billing", "run", *args],
+            env=env,
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
     )
 
 
@@ -234,14 +257,16 @@ def start_turn_offs(
     env: dict[str, str], plan: Path, *, deadline: float = 60.0
 ) -> subprocess.Popen[str]:
     """Start the turn-off process and wait (up to `deadline` s) until it is ready."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.integration.billing_world", "turn-off", str(plan)],
-        env=env,
-        cwd=REPO,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    process = _started(
+        subprocess.Popen(
+            [sys.executable, "-m", MODULE, "turn-off", str(plan)],
+            env=env,
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     )
     assert process.stdout is not None
     ready, _, _ = select.select([process.stdout], [], [], deadline)
@@ -256,29 +281,64 @@ def start_turn_offs(
 def _turn_off_all(plan: Path) -> None:
     from fairsub.bootstrap import bootstrap
     from fairsub.config import Settings
+    from fairsub.domain.errors import InvalidTransition
     from fairsub.services.subscriptions import turn_off_auto_renew
 
     pairs: Iterable[list[int]] = json.loads(plan.read_text())
     container = bootstrap(Settings())
     print("ready", flush=True)
     sys.stdin.readline()
-    done = 0
+    done = Counter[str]()
     for account_id, subscription_id in pairs:
-        turn_off_auto_renew(
-            container.uows(),
-            container.clock,
-            account_id=account_id,
-            subscription_id=subscription_id,
-            actor=f"customer:{account_id}",
-            channel="portal",
-        )
-        done += 1
+        try:
+            turn_off_auto_renew(
+                container.uows(),
+                container.clock,
+                account_id=account_id,
+                subscription_id=subscription_id,
+                actor=f"customer:{account_id}",
+                channel="portal",
+            )
+            done["turned_off"] += 1
+        except InvalidTransition:
+            done["already_ended"] += 1
     container.close()
-    print(json.dumps({"turned_off": done}), flush=True)
+    print(json.dumps(done), flush=True)
+
+
+def _bill(batch: int, in_flight: int) -> None:
+    from fairsub.bootstrap import bootstrap
+    from fairsub.config import Settings
+    from fairsub.services import billing
+
+    container = bootstrap(Settings())
+    summary = billing.run(
+        container.uows, container.gateway, container.clock, batch=batch, in_flight=in_flight
+    )
+    container.close()
+    names = ("charged", "declined", "unknown", "settled", "expired")
+    print(json.dumps({name: getattr(summary, name) for name in names}), flush=True)
+
+
+def bill(env: dict[str, str], batch: int, in_flight: int) -> subprocess.Popen[str]:
+    """One billing pass in its own process; its stdout is the summary as JSON."""
+    return _started(
+        subprocess.Popen(
+            [sys.executable, "-m", MODULE, "bill", str(batch), str(in_flight)],
+            env=env,
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    )
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["turn-off"]:
         _turn_off_all(Path(sys.argv[2]))
+    elif sys.argv[1:2] == ["bill"]:
+        _bill(int(sys.argv[2]), int(sys.argv[3]))
     else:
-        raise SystemExit("usage: python -m tests.integration.billing_world turn-off PLAN.json")
+        raise SystemExit(__doc__)

@@ -160,7 +160,11 @@ def apply_outcome(
     policy: DunningPolicy,
     summary: RunSummary,
 ) -> None:
-    """Record the gateway's answer for one attempt, inside the caller's transaction."""
+    """Record the gateway's answer for one attempt, inside the caller's transaction.
+
+    Locks in the order every billing transaction keeps, so none can deadlock another on
+    PostgreSQL: the subscription, then the attempt, then (by auditing) the audit head."""
+    subscription = uow.subscriptions.get(attempt.account_id, attempt.subscription_id, lock=True)
     if outcome is None:
         uow.billing.settle_attempt(attempt.id, AttemptStatus.UNKNOWN, now)
         uow.billing.release(attempt.subscription_id)
@@ -175,7 +179,6 @@ def apply_outcome(
         decline_reason=outcome.decline_reason,
     ):
         return  # someone else recorded this answer first
-    subscription = uow.subscriptions.get(attempt.account_id, attempt.subscription_id, lock=True)
     account = uow.accounts.get(attempt.account_id)
     invoice = uow.billing.get_invoice(attempt.invoice_id)
     if subscription is None or account is None or invoice is None:  # pragma: no cover
@@ -272,6 +275,11 @@ def _record(
     summary = RunSummary()
     now = clock.now()
     with uows().write() as uow:
+        # Lock the batch's subscriptions first, in id order, before the first audit entry
+        # locks the audit head: a turn-off locks its subscription and then the head, so
+        # the other order deadlocks on PostgreSQL (test_billing_concurrency found it).
+        for item in sorted(work, key=lambda w: w.attempt.subscription_id):
+            uow.subscriptions.get(item.attempt.account_id, item.attempt.subscription_id, lock=True)
         for item, outcome in zip(work, outcomes, strict=True):
             apply_outcome(uow, item.attempt, outcome, now, policy, summary)
         uow.commit()

@@ -81,6 +81,9 @@ class Order:
     price_shown: Money | None
     card: CardDetails | None = None
     payment_method_id: int | None = None
+    # C27: two separate unticked boxes, offered in withdrawal regions only.
+    immediate_start: bool = False
+    withdrawal_right_waived: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +191,9 @@ def purchase(
                 price=shown.price,
                 auto_renew=auto_renew,
                 disclosure=shown.disclosure(auto_renew),
+                # Boxes forged onto a form outside the withdrawal regions mean nothing.
+                immediate_start=shown.withdrawal_right and order.immediate_start,
+                withdrawal_right_waived=shown.withdrawal_right and order.withdrawal_right_waived,
             )
         )
         audit.record(
@@ -386,6 +392,7 @@ def _confirmation(
 ) -> None:
     """The purchase email (C18): renewal terms, refund policy, a direct turn-off link."""
     trial_ends_at = subscription.trial_ends_at if subscription.status is Status.TRIALING else None
+    consent = uow.consents.for_subscription(account.id, subscription.id)
     enqueue(
         uow,
         PURCHASE_CONFIRMED,
@@ -406,6 +413,9 @@ def _confirmation(
         refund_days=REFUND_DAYS[subscription.term],
         refund_after_renewal=subscription.term is Term.YEAR,
         withdrawal_days=WITHDRAWAL_DAYS if subscription.region in WITHDRAWAL_REGIONS else None,
+        immediate_start=consent.immediate_start if consent else False,
+        withdrawal_right_waived=consent.withdrawal_right_waived if consent else False,
+        withdraw_path="/withdraw",
         turn_off_path=f"/account/subscriptions/{subscription.id}/turn-off",
         subscription_path=f"/account/subscriptions/{subscription.id}",
         receipt_path=f"/account/billing/receipts/{invoice.number}",

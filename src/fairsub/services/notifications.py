@@ -22,6 +22,11 @@ PURCHASE_FAILED = "purchase_failed"
 RENEWAL_REMINDER = "renewal_reminder"
 TRIAL_REMINDER = "trial_reminder"
 PRICE_INCREASE_NOTICE = "price_increase_notice"
+REFUND_CONFIRMED = "refund_confirmed"  # cancelled now, money on its way back
+CHARGE_CASE_OPENED = "charge_case_opened"
+CHARGE_CASE_REFUNDED = "charge_case_refunded"
+CHARGE_CASE_REJECTED = "charge_case_rejected"
+WITHDRAWAL_RECEIVED = "withdrawal_received"  # C25: the 14-day withdrawal, acknowledged
 
 KINDS = frozenset(
     {
@@ -35,6 +40,11 @@ KINDS = frozenset(
         RENEWAL_REMINDER,
         TRIAL_REMINDER,
         PRICE_INCREASE_NOTICE,
+        REFUND_CONFIRMED,
+        CHARGE_CASE_OPENED,
+        CHARGE_CASE_REFUNDED,
+        CHARGE_CASE_REJECTED,
+        WITHDRAWAL_RECEIVED,
     }
 )
 

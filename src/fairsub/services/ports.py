@@ -19,6 +19,7 @@ from fairsub.domain.billing import (
 )
 from fairsub.domain.cancellations import Cancellation
 from fairsub.domain.catalog import Catalog
+from fairsub.domain.charge_cases import CaseReason, CaseStatus, CaseSummary, ChargeCase
 from fairsub.domain.money import Money
 from fairsub.domain.periods import Period, Term
 from fairsub.domain.pricing import NoticedChange, PriceChange
@@ -142,6 +143,9 @@ class SubscriptionRepository(Protocol):
     ) -> Subscription | None: ...
     def save(self, subscription: Subscription) -> None: ...
     def add(self, new: NewSubscription) -> int: ...
+    def by_id(self, subscription_id: int) -> Subscription | None:
+        """Any account's subscription, for operator tools (the CLI); never for the portal."""
+        ...
 
 
 class CancellationRepository(Protocol):
@@ -206,6 +210,14 @@ class ConsentRecord:
     price: Money
     auto_renew: bool
     disclosure: str
+    # C27, two separate unticked boxes (withdrawal regions only): start at once, and pay
+    # for the days used on withdrawal. Without both, a withdrawal is refunded in full.
+    immediate_start: bool = False
+    withdrawal_right_waived: bool = False
+
+    @property
+    def waived_full_withdrawal_refund(self) -> bool:
+        return self.immediate_start and self.withdrawal_right_waived
 
 
 class ConsentRepository(Protocol):
@@ -235,6 +247,7 @@ class UnitOfWork(Protocol):
     reminders: ReminderRepository
     pricing: PricingRepository
     consents: ConsentRepository
+    cases: CaseRepository
 
     def read(self) -> Self: ...
     def write(self) -> Self: ...
@@ -423,6 +436,59 @@ class RefundRepository(Protocol):
     def record_unknown(self, refund_id: int) -> None: ...
     def unsettled(self, older_than: datetime, limit: int) -> list[Refund]: ...
     def mark_arrived(self, now: datetime) -> int: ...
+
+
+class CaseRepository(Protocol):
+    """Charge cases ("I don't recognise this charge") and the evidence they are judged on."""
+
+    def add(
+        self,
+        *,
+        reference: str,
+        account_id: int,
+        charge_attempt_id: int,
+        reason: CaseReason,
+        note: str,
+        opened_at: datetime,
+    ) -> ChargeCase:
+        """A new open case."""
+        ...
+
+    def get(self, case_id: int) -> ChargeCase | None: ...
+    def by_reference(self, account_id: int, reference: str) -> ChargeCase | None: ...
+    def for_charge(self, charge_attempt_id: int) -> list[ChargeCase]:
+        """Every case about this charge, oldest first."""
+        ...
+
+    def taken(self, reference: str) -> bool: ...
+    def resolve(
+        self,
+        case_id: int,
+        *,
+        status: CaseStatus,
+        at: datetime,
+        by: str,
+        note: str,
+        refund_id: int | None = None,
+        alert: bool = False,
+    ) -> bool:
+        """Close an open case; False if it was not open (someone resolved it first)."""
+        ...
+
+    def summaries(
+        self,
+        *,
+        account_id: int | None = None,
+        status: CaseStatus | None = None,
+        alerts_only: bool = False,
+        reference: str | None = None,
+    ) -> list[CaseSummary]:
+        """Cases with their charge and customer, newest first, filtered as asked."""
+        ...
+
+    def turn_offs(self, subscription_id: int) -> list[Cancellation]:
+        """Every turn-off of this subscription ever committed, reversed ones included."""
+        ...
 
 
 # --- Payments -------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """The customer's billing history and receipts: every charge, in plain words (C31).
 
 Read-only. A statement line is one payment attempt (what the gateway was asked, and what
-it answered), or an invoice nothing was ever attempted for. Refunds are meant to join as
-lines of their own kind (LineKind.REFUND) with their own rows; until they exist, none are
-shown. Dates and money stay typed here: the portal formats them for the reader.
+it answered), or an invoice nothing was ever attempted for. A refund is a line of its own
+kind (LineKind.REFUND): a negative amount against the receipt it returns, with its state
+and when it should arrive; refunds never exceed the charge (services.refunds.request).
+Dates and money stay typed here: the portal formats them for the reader.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from fairsub.domain.billing import (
 from fairsub.domain.errors import NotFound
 from fairsub.domain.money import Money
 from fairsub.domain.periods import Period
+from fairsub.domain.refunding import CARD_ARRIVAL, Refund, RefundStatus
 from fairsub.domain.subscriptions import PaymentMethod, Subscription
 from fairsub.services.ports import UnitOfWork
 
@@ -42,6 +44,7 @@ DECLINE_WORDS: dict[str, str] = {
 
 class LineKind(StrEnum):
     CHARGE = "charge"
+    REFUND = "refund"  # money going back: a negative amount against a receipt
 
 
 class LineStatus(StrEnum):
@@ -50,6 +53,11 @@ class LineStatus(StrEnum):
     PENDING = "pending"  # sent to the gateway; its answer is not recorded yet
     NOT_CHARGED = "not_charged"  # invoiced, nothing sent yet
     VOID = "void"  # never collected: the subscription ended first
+    # Refund lines (LineKind.REFUND), from domain.refunding.RefundStatus in the reader's words.
+    REFUND_REQUESTED = "refund_requested"  # requested, or the gateway's answer is awaited
+    REFUND_SENT = "refund_sent"  # the gateway accepted it; the money is on its way
+    REFUND_ARRIVED = "refund_arrived"  # its arrival window has passed
+    REFUND_FAILED = "refund_failed"  # the gateway refused it; support looks into it
 
 
 STATUS_WORDS = {
@@ -58,6 +66,10 @@ STATUS_WORDS = {
     LineStatus.PENDING: "Pending confirmation",
     LineStatus.NOT_CHARGED: "Not charged yet",
     LineStatus.VOID: "Void",
+    LineStatus.REFUND_REQUESTED: "Requested",
+    LineStatus.REFUND_SENT: "On its way",
+    LineStatus.REFUND_ARRIVED: "Arrived",
+    LineStatus.REFUND_FAILED: "Failed — we are looking into it",
 }
 
 
@@ -93,6 +105,16 @@ class StatementLine:
     status: LineStatus
     reason: str | None = None  # in plain words, for a decline
     attempt_no: int = 0
+    attempt_id: int | None = None  # the charge a customer can question (services.cases)
+    # A refund line: when the money should reach the card (for one not yet sent, an
+    # estimate from when it was requested), and the cancellation or case it belongs to.
+    arrives_from: datetime | None = None
+    arrives_by: datetime | None = None
+    reference: str | None = None
+
+    @property
+    def is_refund(self) -> bool:
+        return self.kind is LineKind.REFUND
 
     @property
     def status_text(self) -> str:
@@ -113,6 +135,7 @@ class Receipt:
     reason: str | None
     card: PaymentMethod | None
     payment_reference: str | None
+    refunds: tuple[StatementLine, ...] = ()  # newest first
 
     @property
     def paid(self) -> bool:
@@ -177,20 +200,66 @@ def _lines(
                 status,
                 reason,
                 attempt.attempt_no,
+                attempt.id,
             )
         )
     return lines
 
 
+REFUND_STATUS = {
+    RefundStatus.REQUESTED: LineStatus.REFUND_REQUESTED,
+    RefundStatus.UNKNOWN: LineStatus.REFUND_REQUESTED,  # to the customer: still requested
+    RefundStatus.SENT: LineStatus.REFUND_SENT,
+    RefundStatus.SETTLED: LineStatus.REFUND_ARRIVED,
+    RefundStatus.FAILED: LineStatus.REFUND_FAILED,
+}
+
+
+def _refund_line(refund: Refund, invoice: Invoice, charged: Charged) -> StatementLine:
+    arrives_from, arrives_by = refund.arrives_from, refund.arrives_by
+    if arrives_from is None or arrives_by is None:
+        arrives_from, arrives_by = CARD_ARRIVAL.for_refund(refund.requested_at)
+    return StatementLine(
+        LineKind.REFUND,
+        refund.requested_at,
+        invoice.number,
+        refund.subscription_id,
+        charged,
+        Money(-refund.amount.amount_minor, refund.amount.currency),
+        REFUND_STATUS[refund.status],
+        arrives_from=arrives_from,
+        arrives_by=arrives_by,
+        reference=refund.reference,
+    )
+
+
+def _refund_lines(
+    refunds: list[Refund], invoices: dict[int, Invoice], subscriptions: dict[int, Subscription]
+) -> list[StatementLine]:
+    return [
+        _refund_line(r, invoices[r.invoice_id], _charged(invoices[r.invoice_id], subscriptions))
+        for r in refunds
+        if r.invoice_id in invoices
+    ]
+
+
+def _newest_first(line: StatementLine) -> tuple[datetime, int, bool, int]:
+    # At the same moment a refund comes after the charge it returns.
+    return (line.at, line.invoice_number, line.is_refund, line.attempt_no)
+
+
 def statement(uow: UnitOfWork, account_id: int) -> list[StatementLine]:
-    """Every charge on the account, newest first."""
+    """Every charge and refund on the account, newest first."""
     with uow.read():
         ledger = uow.billing.statement(account_id)
         subscriptions = {s.id: s for s in uow.subscriptions.for_account(account_id)}
+        refunds = uow.refunds.for_account(account_id)
     lines = [
         line for invoice, attempts in ledger for line in _lines(invoice, attempts, subscriptions)
     ]
-    lines.sort(key=lambda line: (line.at, line.invoice_number, line.attempt_no), reverse=True)
+    invoices = {invoice.id: invoice for invoice, _ in ledger}
+    lines += _refund_lines(refunds, invoices, subscriptions)
+    lines.sort(key=_newest_first, reverse=True)
     return lines
 
 
@@ -226,6 +295,7 @@ def receipt(uow: UnitOfWork, account_id: int, invoice_number: int) -> Receipt:
             raise NotFound(NO_SUCH_RECEIPT)
         subscriptions = {s.id: s for s in uow.subscriptions.for_account(account_id)}
         cards = {id_: card for id_, card, _ in uow.payment_methods.for_account(account_id)}
+        refunds = [r for r in uow.refunds.for_account(account_id) if r.invoice_id == found[0].id]
     invoice, attempts = found
     status, reason, deciding = _receipt_status(invoice, attempts)
     card_id = deciding.payment_method_id if deciding else None
@@ -241,4 +311,5 @@ def receipt(uow: UnitOfWork, account_id: int, invoice_number: int) -> Receipt:
         reason=reason,
         card=cards.get(card_id) if card_id is not None else None,
         payment_reference=deciding.gateway_ref if status is LineStatus.PAID and deciding else None,
+        refunds=tuple(_refund_lines(refunds, {invoice.id: invoice}, subscriptions)),
     )

@@ -369,6 +369,11 @@ class SqlBilling:
             )
             .limit(limit)
         )
+        if self._postgres:
+            # Locked now, before the caller's first audit entry locks the audit head: a
+            # turn-off locks its subscription and then the head, so locking rows one by
+            # one after it deadlocks. One being turned off right now is left for next time.
+            query = query.with_for_update(of=s, skip_locked=True)
         return [(row.id, row.account_id) for row in self._c.execute(query)]
 
     def lease(self, subscription_id: int, until: datetime) -> None:

@@ -29,6 +29,8 @@ class SqlConsents:
                 currency=consent.price.currency,
                 auto_renew=consent.auto_renew,
                 disclosure=consent.disclosure,
+                immediate_start=consent.immediate_start,
+                withdrawal_right_waived=consent.withdrawal_right_waived,
             )
         )
         return new_id(result)
@@ -52,4 +54,6 @@ class SqlConsents:
             price=Money(row.price_minor, row.currency),
             auto_renew=row.auto_renew,
             disclosure=row.disclosure,
+            immediate_start=row.immediate_start,
+            withdrawal_right_waived=row.withdrawal_right_waived,
         )

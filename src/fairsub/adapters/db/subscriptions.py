@@ -82,6 +82,10 @@ class SqlSubscriptions:
         row = self._c.execute(query).first()
         return _subscription(row) if row else None
 
+    def by_id(self, subscription_id: int) -> Subscription | None:
+        row = self._c.execute(_SUBSCRIPTION_VIEW.where(s.c.id == subscription_id)).first()
+        return _subscription(row) if row else None
+
     def save(self, subscription: Subscription) -> None:
         self._c.execute(
             update(s)

@@ -16,6 +16,7 @@ from fairsub.adapters.db.accounts import (
 )
 from fairsub.adapters.db.audit import SqlAuditLog
 from fairsub.adapters.db.billing import SqlBilling
+from fairsub.adapters.db.cases import SqlCases
 from fairsub.adapters.db.consents import SqlConsents
 from fairsub.adapters.db.engine import WRITE_OPTION, WriteGate
 from fairsub.adapters.db.outbox import SqlOutbox
@@ -33,6 +34,7 @@ from fairsub.services.ports import (
     AuditLog,
     BillingRepository,
     CancellationRepository,
+    CaseRepository,
     CatalogRepository,
     ConsentRepository,
     Outbox,
@@ -63,6 +65,7 @@ class SqlUnitOfWork:
     reminders: ReminderRepository
     pricing: PricingRepository
     consents: ConsentRepository
+    cases: CaseRepository
 
     def __init__(
         self, engine: Engine, gate: WriteGate, on_commit: Callable[[], None] | None = None
@@ -122,6 +125,7 @@ class SqlUnitOfWork:
         self.reminders = SqlReminders(connection)
         self.pricing = SqlPricing(connection)
         self.consents = SqlConsents(connection)
+        self.cases = SqlCases(connection)
         return self
 
     def commit(self) -> None:

@@ -22,6 +22,11 @@ SUBJECTS = {
     "renewal_reminder": "{product} renews on {renews_on} for {amount}",
     "trial_reminder": "Your {product} trial ends on {trial_ends_on}",
     "price_increase_notice": "{product}: new price {new_amount} from {effective_on}",
+    "refund_confirmed": "Cancelled — {amount} refund on its way — reference {reference}",
+    "charge_case_opened": "We received your question about a charge — case {reference}",
+    "charge_case_refunded": "Case {reference}: {refund_amount} is on its way back to your card",
+    "charge_case_rejected": "Case {reference}: the outcome of your question about a charge",
+    "withdrawal_received": "We received your withdrawal from {product} — reference {reference}",
 }
 
 

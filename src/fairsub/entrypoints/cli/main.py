@@ -10,7 +10,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from fairsub.adapters.db import migrate
 from fairsub.bootstrap import Container
 from fairsub.config import ClockName
-from fairsub.entrypoints.cli import billing, catalog, clock
+from fairsub.entrypoints.cli import billing, catalog, clock, policy
+from fairsub.entrypoints.cli import cases as cases_cli
 from fairsub.entrypoints.cli.common import err, fail, opened, out
 from fairsub.services import audit, demo
 from fairsub.services import catalog as catalog_service
@@ -29,6 +30,8 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(billing.app, name="billing")
 app.add_typer(clock.app, name="clock")
 app.add_typer(catalog.app, name="catalog")
+app.add_typer(cases_cli.app, name="cases")
+app.add_typer(policy.app, name="policy")
 app.command("worker")(billing.worker)
 
 

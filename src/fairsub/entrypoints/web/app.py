@@ -19,8 +19,11 @@ from fairsub.domain.errors import FairsubError
 from fairsub.entrypoints.web.deps import SignInRequiredError
 from fairsub.entrypoints.web.pages import render
 from fairsub.entrypoints.web.routes import account, auth, billing, dev, public
+from fairsub.entrypoints.web.routes import cancel_now as cancel_now_routes
+from fairsub.entrypoints.web.routes import cases as case_routes
 from fairsub.entrypoints.web.routes import checkout as checkout_routes
 from fairsub.entrypoints.web.routes import payment_methods as payment_method_routes
+from fairsub.entrypoints.web.routes import withdrawal as withdrawal_routes
 from fairsub.entrypoints.web.security import SECURITY_HEADERS, CookiePolicy, new_seed
 from fairsub.entrypoints.worker import Worker
 
@@ -67,7 +70,15 @@ def create_app(
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         if request.url.path.startswith(
-            ("/account", "/login", "/password-reset", "/dev", "/checkout")
+            (
+                "/account",
+                "/login",
+                "/password-reset",
+                "/dev",
+                "/checkout",
+                "/withdraw",
+                "/vertrag-widerrufen",
+            )
         ):
             response.headers["Cache-Control"] = "no-store"
         return response
@@ -133,6 +144,9 @@ def create_app(
     app.include_router(billing.router)
     app.include_router(checkout_routes.router)
     app.include_router(payment_method_routes.router)
+    app.include_router(withdrawal_routes.router)
+    app.include_router(case_routes.router)
+    app.include_router(cancel_now_routes.router)
     if container.settings.is_dev:
         app.include_router(dev.router)
     return app

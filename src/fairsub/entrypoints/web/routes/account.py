@@ -7,7 +7,7 @@ from fastapi.responses import RedirectResponse
 
 from fairsub.entrypoints.web.deps import ContainerDep, CsrfChecked, CurrentCustomer
 from fairsub.entrypoints.web.pages import render
-from fairsub.services import subscriptions
+from fairsub.services import cancel_refund, subscriptions
 
 router = APIRouter(prefix="/account")
 
@@ -29,6 +29,10 @@ def subscription_page(
     subscription, cancellation = subscriptions.get_subscription(
         app.uows(), customer.id, subscription_id
     )
+    # Beside turning auto-renew off: cancel now with a refund, if the policy gives one.
+    choices = cancel_refund.options(
+        app.uows(), app.refund_policy(), app.clock, customer.id, subscription_id
+    )
     return render(
         request,
         "subscription.html",
@@ -36,6 +40,7 @@ def subscription_page(
         sub=subscription,
         cancellation=cancellation,
         done=done,
+        choices=choices,
     )
 
 
@@ -87,8 +92,14 @@ def cancellation_text(
     subscription, _ = subscriptions.get_subscription(
         app.uows(), customer.id, cancellation.subscription_id
     )
+    refunded = cancel_refund.by_reference(app.uows(), customer.id, cancellation.reference)
     page = render(
-        request, "cancellation.txt", account=customer, cancellation=cancellation, sub=subscription
+        request,
+        "refund_confirmation.txt" if refunded else "cancellation.txt",
+        account=customer,
+        cancellation=cancellation,
+        sub=subscription,
+        refunded=refunded,
     )
     page.headers["Content-Type"] = "text/plain; charset=utf-8"
     page.headers["Content-Disposition"] = f'attachment; filename="{cancellation.reference}.txt"'
@@ -103,6 +114,12 @@ def cancellation_page(
     subscription, _ = subscriptions.get_subscription(
         app.uows(), customer.id, cancellation.subscription_id
     )
+    refunded = cancel_refund.by_reference(app.uows(), customer.id, cancellation.reference)
     return render(
-        request, "cancellation.html", account=customer, cancellation=cancellation, sub=subscription
+        request,
+        "refund_confirmation.html" if refunded else "cancellation.html",
+        account=customer,
+        cancellation=cancellation,
+        sub=subscription,
+        refunded=refunded,
     )

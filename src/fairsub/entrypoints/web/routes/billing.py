@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 
 from fairsub.entrypoints.web.deps import ContainerDep, CurrentCustomer
 from fairsub.entrypoints.web.pages import render
-from fairsub.services import statements
+from fairsub.services import case_views, statements
 
 router = APIRouter(prefix="/account/billing")
 
@@ -14,7 +14,8 @@ router = APIRouter(prefix="/account/billing")
 @router.get("")
 def statement_page(request: Request, app: ContainerDep, customer: CurrentCustomer) -> Response:
     lines = statements.statement(app.uows(), customer.id)
-    return render(request, "statement.html", account=customer, lines=lines)
+    questions = case_views.customer_cases(app.uows(), customer.id)  # each charge's case, if any
+    return render(request, "statement.html", account=customer, lines=lines, cases=questions)
 
 
 # Before /receipts/{number}, which would otherwise take "12.txt" as its number.

@@ -168,6 +168,8 @@ def place_order(
     plan: Field = "",
     renewal: Field = "",
     accept_terms: Field = "",
+    immediate_start: Field = "",
+    withdrawal_right_waived: Field = "",
     terms_version: Field = "",
     price_minor: Field = "",
     currency: Field = "",
@@ -186,6 +188,8 @@ def place_order(
             price_shown=_price_shown(price_minor, currency),
             card=parse_card(card_number, expiry, cvc) if card_number.strip() else None,
             payment_method_id=int(payment_method) if payment_method.isdigit() else None,
+            immediate_start=immediate_start == "yes",
+            withdrawal_right_waived=withdrawal_right_waived == "yes",
         )
         bought = checkout.purchase(
             app.uows,
@@ -211,6 +215,8 @@ def place_order(
             form={
                 "renewal": renewal,
                 "accept_terms": accept_terms,
+                "immediate_start": immediate_start,
+                "withdrawal_right_waived": withdrawal_right_waived,
                 "payment_method": payment_method,
             },
         )

@@ -1,0 +1,358 @@
+"""Withdrawing from a contract within 14 days, without signing in (C24-C27).
+
+Anyone may send the form: name, email, the contract (the receipt number from the purchase
+email, or an FS- reference) and an optional reason. It matches when the email is an
+account's and the contract is one of that account's direct subscriptions, bought in a
+withdrawal region (the refund policy's `withdrawal_regions`) no more than 14 days ago, to
+the second, and not refunded yet. Then one transaction ends the service, keeps the
+declaration as a cancellation with a reference, requests the refund (in full, or less the
+days used where the customer ticked both C27 boxes at checkout; never less than the refund
+policy gives) and queues the acknowledgement to the ACCOUNT's address; the refund is sent
+to the gateway after the commit. A trial, with nothing charged, is withdrawn by stopping
+it from ever being charged.
+
+Abuse control without a login: the caller learns nothing. Matched or not (no account, no
+such contract, too late, outside the EU/UK, already withdrawn) the answer is the same
+`WithdrawalReceipt`, only the account holder is emailed, and both paths run the same
+lookups. Requests are limited per typed email and per client address; a repeated
+withdrawal changes nothing and sends no second email.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+
+from fairsub.domain.accounts import Account, normalize_email
+from fairsub.domain.billing import InvoiceKind
+from fairsub.domain.cancellations import Cancellation
+from fairsub.domain.errors import InvalidInput, TooManyAttempts
+from fairsub.domain.money import Money
+from fairsub.domain.offers import WITHDRAWAL_DAYS
+from fairsub.domain.periods import Period
+from fairsub.domain.references import is_valid_reference, new_reference, normalize_reference
+from fairsub.domain.refunding import RefundKind as RefundRecordKind
+from fairsub.domain.refunds import ChargeKind, RefundDecision, RefundPolicy, decide
+from fairsub.domain.subscriptions import Status, Subscription
+from fairsub.services import audit, refunds
+from fairsub.services.notifications import WITHDRAWAL_RECEIVED, enqueue
+from fairsub.services.ports import Clock, PaymentGateway, UnitOfWork, UnitOfWorkFactory
+
+# The statutory period, held like the refund policy's windows: to the second, inclusive.
+PERIOD = timedelta(days=WITHDRAWAL_DAYS)
+THROTTLE_WINDOW = timedelta(hours=1)
+MAX_PER_EMAIL = 5
+MAX_PER_ADDRESS = 20
+ACTOR = "public:withdrawal-form"
+REFUND_DUE_WITHIN = timedelta(days=14)  # C26: the law's deadline for paying it back
+_NO_ACCOUNT = 0  # ids start at 1: lookups with it find nothing, at the same cost
+_RECEIPT_NUMBER = re.compile(r"[^\d]{0,24}?(\d{1,12})")
+
+NAME_MISSING = "Enter your name."
+EMAIL_MISSING = "Enter the email address of your account."
+CONTRACT_MISSING = (
+    "Enter the receipt number from your purchase email (for example 1042), "
+    "or a reference such as FS-7K3M-Q9TZ."
+)
+TOO_MANY = (
+    "Too many withdrawal requests from here or for this email address. Please try again in an hour."
+)
+
+Defer = Callable[[Callable[[], object]], object]
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawalReceipt:
+    """All the caller may be told: when the declaration arrived. Deliberately nothing
+    about whether it matched a contract."""
+
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _Declared:
+    email: str
+    name: str
+    receipt_number: int | None
+    reference: str | None
+    reason: str
+
+    @property
+    def contract(self) -> str:
+        return f"reference {self.reference}" if self.reference else f"receipt {self.receipt_number}"
+
+
+def _declared(email: str, name: str, contract: str, reason: str) -> _Declared:
+    """The form, checked for shape only: nothing here depends on what is on file."""
+    name = " ".join(name.split())
+    if not name or len(name) > 200:
+        raise InvalidInput(NAME_MISSING)
+    try:
+        email = normalize_email(email)
+    except InvalidInput:
+        raise InvalidInput(EMAIL_MISSING) from None
+    contract = contract.strip()
+    number = None
+    reference = normalize_reference(contract) if is_valid_reference(contract) else None
+    if reference is None:
+        found = _RECEIPT_NUMBER.fullmatch(contract)
+        if found is None or int(found.group(1)) == 0:
+            raise InvalidInput(CONTRACT_MISSING)
+        number = int(found.group(1))
+    return _Declared(email, name, number, reference, " ".join(reason.split())[:2000])
+
+
+def withdraw(
+    uows: UnitOfWorkFactory,
+    gateway: PaymentGateway,
+    clock: Clock,
+    policy: RefundPolicy,
+    *,
+    email: str,
+    name: str,
+    contract: str,
+    reason: str = "",
+    address: str,
+    user_agent: str,
+    defer: Defer | None = None,
+) -> WithdrawalReceipt:
+    """Receive a withdrawal. Raises InvalidInput for a form to correct and TooManyAttempts
+    when throttled; otherwise answers the same whatever is on file. `defer`, if given,
+    runs the gateway call later (the portal: after the response), so its latency never
+    shows in the answer; a refund not sent is sent by the janitor (`refunds.settle`)."""
+    declared = _declared(email, name, contract, reason)
+    now = clock.now()
+    client = {"address": address, "user_agent": user_agent[:200]}
+    refund_ids: list[int] = []
+    with uows().write() as uow:
+        _throttle(uow, declared.email, address, now)
+        found = _find(uow, declared)
+        if found is not None and _withdrawable(uow, policy, *found, now):
+            refund_ids = _withdraw(uow, policy, *found, declared, now, client)
+        uow.commit()
+    for refund_id in refund_ids:
+        send = partial(refunds.send, uows, gateway, clock, refund_id)
+        if defer is None:
+            send()
+        else:
+            defer(send)
+    return WithdrawalReceipt(now)
+
+
+def _throttle_keys(email: str, address: str) -> tuple[str, str]:
+    """Rows in the sign-in attempts table, namespaced so they never count against signing
+    in; the typed email is kept only as a hash (it may be nobody's)."""
+    digest = hashlib.sha256(email.encode()).hexdigest()
+    return f"withdrawal:{digest}", f"withdrawal:{address}"[:64]
+
+
+def _throttle(uow: UnitOfWork, email: str, address: str, now: datetime) -> None:
+    by_email, by_address = _throttle_keys(email, address)
+    since = now - THROTTLE_WINDOW
+    if (
+        uow.sign_in_attempts.failures_for_email(by_email, since) >= MAX_PER_EMAIL
+        or uow.sign_in_attempts.failures_for_address(by_address, since) >= MAX_PER_ADDRESS
+    ):
+        raise TooManyAttempts(TOO_MANY, int(THROTTLE_WINDOW.total_seconds()))
+    uow.sign_in_attempts.record(by_email, by_address, now, succeeded=False)
+
+
+def _find(uow: UnitOfWork, declared: _Declared) -> tuple[Account, Subscription] | None:
+    """The account's subscription the contract names, locked. An unknown email runs the
+    same lookups against no account, so both answers take about as long."""
+    on_file = uow.accounts.by_email(declared.email)
+    account_id = on_file[0].id if on_file else _NO_ACCOUNT
+    subscription_id = None
+    if declared.reference is not None:
+        cancellation = uow.cancellations.by_reference(account_id, declared.reference)
+        subscription_id = cancellation.subscription_id if cancellation else None
+    else:
+        for invoice, _ in uow.billing.statement(account_id):
+            if invoice.number == declared.receipt_number:
+                subscription_id = invoice.subscription_id
+    subscription = (
+        uow.subscriptions.get(account_id, subscription_id, lock=True)
+        if subscription_id is not None
+        else None
+    )
+    if on_file is None or subscription is None:
+        return None
+    return on_file[0], subscription
+
+
+def _withdrawable(
+    uow: UnitOfWork,
+    policy: RefundPolicy,
+    account: Account,
+    subscription: Subscription,
+    now: datetime,
+) -> bool:
+    if subscription.reseller is not None or not policy.withdrawal_applies(subscription.region):
+        return False
+    if not subscription.started_at <= now <= subscription.started_at + PERIOD:
+        return False
+    if subscription.status is Status.TRIALING:
+        return True  # nothing charged yet: withdrawing stops the first charge
+    if subscription.status not in (Status.ACTIVE, Status.CANCELED):
+        return False  # refunded (withdrawn already), expired, or not paid for yet
+    return bool(refunds.paid_charges(uow, account.id, subscription.id))
+
+
+def _withdraw(
+    uow: UnitOfWork,
+    policy: RefundPolicy,
+    account: Account,
+    subscription: Subscription,
+    declared: _Declared,
+    now: datetime,
+    client: dict[str, str],
+) -> list[int]:
+    """Record the withdrawal; returns the refunds to send after the commit."""
+    before = {"status": subscription.status.value, "auto_renew": subscription.auto_renew}
+    charges = refunds.paid_charges(uow, account.id, subscription.id)
+    if subscription.status is Status.TRIALING:
+        subscription.turn_off_auto_renew(now)  # ends with the trial; never charged
+    else:
+        subscription.refund(now)
+    uow.subscriptions.save(subscription)
+    reference = new_reference()
+    while uow.cancellations.taken(reference):
+        reference = new_reference()  # pragma: no cover - 1 in 34 billion
+    declaration = (
+        f"Withdrawal from contract: I withdraw from my contract for "
+        f"{subscription.product_name} ({subscription.plan_name}), {declared.contract}, "
+        f"bought on {subscription.started_at:%Y-%m-%d %H:%M} UTC. "
+        f"Name: {declared.name}. Email: {declared.email}."
+        + (f" Reason: {declared.reason}" if declared.reason else "")
+    )
+    uow.cancellations.add(
+        Cancellation(
+            reference=reference,
+            account_id=account.id,
+            subscription_id=subscription.id,
+            received_at=now,
+            ends_at=subscription.ends_at,
+            channel="portal",
+            actor=ACTOR,
+            declaration=declaration,
+        )
+    )
+    consent = uow.consents.for_subscription(account.id, subscription.id)
+    waived = consent is not None and consent.waived_full_withdrawal_refund
+    decided = [(charge, _decide(policy, subscription, charge, now, waived)) for charge in charges]
+    refund_ids = [
+        refunds.request(
+            uow,
+            charge,
+            decision.amount,
+            kind=RefundRecordKind.WITHDRAWAL,
+            reason=f"Withdrawal within {WITHDRAWAL_DAYS} days. {decision.reason}",
+            reference=reference,
+            actor=ACTOR,
+            channel="portal",
+            now=now,
+        ).id
+        for charge, decision in decided
+        if decision.amount.amount_minor > 0
+    ]
+    refunded = sum((d.amount for _, d in decided), Money.zero(subscription.price.currency))
+    audit.record(
+        uow,
+        actor=ACTOR,
+        channel="portal",
+        action="portal:subscription:withdrawn",
+        subject=f"subscription:{subscription.id}",
+        account_id=account.id,
+        at=now,
+        before=before,
+        after={
+            "status": subscription.status.value,
+            "auto_renew": subscription.auto_renew,
+            "reference": reference,
+            "refund": refunded.plain(),
+            "waived_full_refund": waived,
+            "name_given": declared.name,
+            **client,
+        },
+        reason=declared.reason or None,
+    )
+    _acknowledge(uow, account, subscription, decided, declaration, reference, waived, now)
+    return refund_ids
+
+
+def _decide(
+    policy: RefundPolicy,
+    subscription: Subscription,
+    charge: refunds.PaidCharge,
+    now: datetime,
+    waived: bool,
+) -> RefundDecision:
+    """Within the withdrawal period every payment under the contract comes back, so each
+    charge is decided as the purchase it belongs to: the statutory amount (full, or less
+    the days used after a C27 waiver), or more where the operator's rules give more."""
+    invoice, attempt = charge.invoice, charge.attempt
+    return decide(
+        policy,
+        region=subscription.region,
+        term=subscription.term,
+        kind=ChargeKind.FIRST_PURCHASE,
+        charged=attempt.amount,
+        charged_at=invoice.paid_at or attempt.created_at,
+        period=Period(invoice.period_start, invoice.period_end),
+        already_refunded=attempt.amount - charge.refundable,
+        now=now,
+        eu_or_uk=True,
+        waived_withdrawal=waived,
+    )
+
+
+def _acknowledge(
+    uow: UnitOfWork,
+    account: Account,
+    subscription: Subscription,
+    decided: list[tuple[refunds.PaidCharge, RefundDecision]],
+    declaration: str,
+    reference: str,
+    waived: bool,
+    now: datetime,
+) -> None:
+    """C25: the declaration, when it arrived and what happens to the money, to the
+    account's own address (never to the address typed into the form)."""
+    currency = subscription.price.currency
+    paid = sum((c.attempt.amount for c, _ in decided), Money.zero(currency))
+    refunded = sum((d.amount for _, d in decided), Money.zero(currency))
+    purchase = next((c.invoice for c, _ in decided if c.invoice.kind is InvoiceKind.PURCHASE), None)
+    charged_to = {c.attempt.payment_method_id for c, _ in decided}
+    cards = [
+        f"{card.brand} ending {card.last4}"
+        for method_id, card, _ in uow.payment_methods.for_account(account.id)
+        if method_id in charged_to
+    ]
+    enqueue(
+        uow,
+        WITHDRAWAL_RECEIVED,
+        account,
+        now,
+        dedupe_key=f"withdrawal:{reference}",
+        reference=reference,
+        product=subscription.product_name,
+        plan=subscription.plan_name,
+        declaration=declaration,
+        received_at=now.isoformat(),
+        purchased_at=subscription.started_at.isoformat(),
+        receipt_number=purchase.number if purchase else None,
+        ends_at=subscription.ends_at.isoformat(),
+        trial=not decided,
+        paid=paid.plain(),
+        refund_amount=refunded.plain(),
+        kept_amount=(paid - refunded).plain(),
+        full_refund=refunded == paid,
+        waived_full_refund=waived,
+        card=", ".join(cards) or None,
+        refund_by=(now + REFUND_DUE_WITHIN).isoformat(),
+        subscription_path=f"/account/subscriptions/{subscription.id}",
+    )
