@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from fairsub.adapters.db.tables import audit_events, audit_head
 from fairsub.domain.audit import GENESIS, AuditEntry, chain_hash
@@ -15,17 +17,24 @@ VERIFY_BATCH = 5000
 class SqlAuditLog:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
+        # This transaction's view of the head, once it holds the head's lock.
+        self._head_cache: tuple[int, str] | None = None
 
     def _head(self) -> tuple[int, str]:
         query = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
         row = self._c.execute(query.with_for_update()).first()
         if row is None:
-            self._c.execute(insert(audit_head).values(id=1, seq=0, hash=GENESIS))
-            return 0, GENESIS
+            # The very first entry: two writers may race to create the head. One insert
+            # wins; the other does nothing and then waits on the winner's lock.
+            insert_ = pg_insert if self._c.dialect.name == "postgresql" else sqlite_insert
+            self._c.execute(
+                insert_(audit_head).values(id=1, seq=0, hash=GENESIS).on_conflict_do_nothing()
+            )
+            row = self._c.execute(query.with_for_update()).one()
         return int(row.seq), str(row.hash)
 
     def append(self, entry: AuditEntry) -> int:
-        seq, previous = self._head()
+        seq, previous = self._head_cache or self._head()
         seq += 1
         digest = chain_hash(previous, entry, seq)
         self._c.execute(
@@ -44,6 +53,7 @@ class SqlAuditLog:
             )
         )
         self._c.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=digest))
+        self._head_cache = (seq, digest)
         return seq
 
     def count(self) -> int:

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from fairsub.adapters.db.tables import outbox
 from fairsub.services.ports import OutboxMessage
@@ -28,26 +29,23 @@ class SqlOutbox:
         self.added = False  # lets the unit of work wake the relay only when mail was queued
 
     def add(self, message: OutboxMessage, at: datetime) -> bool:
-        exists = self._c.execute(
-            select(outbox.c.id).where(outbox.c.dedupe_key == message.dedupe_key)
-        ).first()
-        if exists:
-            return False
-        try:
-            with self._c.begin_nested():
-                self._c.execute(
-                    insert(outbox).values(
-                        account_id=message.account_id,
-                        kind=message.kind,
-                        recipient=message.recipient,
-                        payload=message.payload,
-                        dedupe_key=message.dedupe_key,
-                        created_at=at,
-                        attempts=0,
-                        next_attempt_at=at,
-                    )
-                )
-        except IntegrityError:
+        """One statement: insert unless the dedupe key is already there."""
+        insert_ = pg_insert if self._c.dialect.name == "postgresql" else sqlite_insert
+        statement = insert_(outbox).on_conflict_do_nothing(index_elements=["dedupe_key"])
+        result = self._c.execute(
+            statement,
+            {
+                "account_id": message.account_id,
+                "kind": message.kind,
+                "recipient": message.recipient,
+                "payload": message.payload,
+                "dedupe_key": message.dedupe_key,
+                "created_at": at,
+                "attempts": 0,
+                "next_attempt_at": at,
+            },
+        )
+        if result.rowcount != 1:
             return False
         self.added = True
         return True
