@@ -27,7 +27,7 @@ from fairsub.services import subscriptions as subs
 from fairsub.services.cancel_refund import CancelledWithRefund
 from fairsub.services.refund_offers import RefundOffer
 from fairsub.services.statements import LineKind, LineStatus
-from tests.builders import Demo, paid_history, seeded, turn_off
+from tests.builders import Demo, seeded, turn_off
 from tests.fakes import FakeClock, FakeGateway
 
 # C30: what tests/test_docs.py calls a phone number (ISO dates in reasons are not).
@@ -73,11 +73,8 @@ def cancel(
 
 @pytest.fixture
 def data(container: Container) -> Demo:
-    """The demo data with the annual and monthly plans' payments on record."""
-    seeded_data = seeded(container)
-    paid_history(container, seeded_data.annual)
-    paid_history(container, seeded_data.monthly)
-    return seeded_data
+    """The demo data with every period so far paid, as `fairsub demo` seeds it."""
+    return seeded(container, history=True)
 
 
 def test_c28_an_annual_plan_bought_20_days_ago_is_offered_its_full_price_back_until_day_60(
@@ -294,7 +291,7 @@ def test_after_the_60_days_the_annual_purchase_gets_no_offer(
 
 
 def test_with_no_payment_on_record_nothing_is_offered(container: Container) -> None:
-    data = seeded(container)  # the demo data has no ledger
+    data = seeded(container)  # without its history: nothing was ever charged
     found = offer(container, data, data.annual)
     assert found is not None and not found.allowed
     assert "no payment on record" in found.reason

@@ -80,9 +80,17 @@ class DunningPolicy:
     retry_after: tuple[timedelta, ...] = (timedelta(days=1), timedelta(days=3), timedelta(days=7))
     grace: timedelta = timedelta(days=14)
 
-    def next_retry(self, period_end: datetime, failures: int) -> datetime | None:
-        """When to try again after `failures` declines, or None when it is time to give up."""
+    def next_retry(
+        self, period_end: datetime, failures: int, failed_at: datetime | None = None
+    ) -> datetime | None:
+        """When to try again after `failures` declines, or None when it is time to give up.
+
+        On schedule the retries fall 1, 3 and 7 days after the period's end; a failure
+        noticed late (the worker was down) still leaves at least the first delay before
+        the next try, so a late run never spends every retry at once."""
         if failures > len(self.retry_after):
             return None
         when = period_end + self.retry_after[failures - 1]
+        if failed_at is not None:
+            when = max(when, failed_at + self.retry_after[0])
         return when if when < period_end + self.grace else None

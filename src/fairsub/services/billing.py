@@ -130,9 +130,21 @@ def _no_payment_method(
     subscription = uow.subscriptions.get(account_id, subscription_id, lock=True)
     if subscription is None:  # pragma: no cover - claimed rows exist
         return
+    before = subscription.status.value
     subscription.renewal_failed(now)
     uow.subscriptions.save(subscription)
     uow.billing.set_dunning(subscription_id, 0, None)
+    audit.record(
+        uow,
+        actor=ACTOR,
+        channel="worker",
+        action="worker:subscription:no_payment_method",
+        subject=f"subscription:{subscription_id}",
+        account_id=account_id,
+        at=now,
+        before={"status": before},
+        after={"status": subscription.status.value},
+    )
 
 
 def _charge(gateway: PaymentGateway, item: Work) -> Outcome:
@@ -227,7 +239,7 @@ def apply_outcome(
             action = "renewal_declined_after_turn_off"
         else:
             failures = attempt.attempt_no
-            retry_at = policy.next_retry(subscription.period.end, failures)
+            retry_at = policy.next_retry(subscription.period.end, failures, now)
             subscription.renewal_failed(now)
             uow.subscriptions.save(subscription)
             uow.billing.set_dunning(subscription.id, failures, retry_at)
