@@ -31,8 +31,12 @@ class SqlOutbox:
     def add(self, message: OutboxMessage, at: datetime) -> bool:
         """One statement: insert unless the dedupe key is already there."""
         insert_ = pg_insert if self._c.dialect.name == "postgresql" else sqlite_insert
-        statement = insert_(outbox).on_conflict_do_nothing(index_elements=["dedupe_key"])
-        result = self._c.execute(
+        statement = (
+            insert_(outbox)
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            .returning(outbox.c.id)
+        )
+        row = self._c.execute(
             statement,
             {
                 "account_id": message.account_id,
@@ -44,8 +48,8 @@ class SqlOutbox:
                 "attempts": 0,
                 "next_attempt_at": at,
             },
-        )
-        if result.rowcount != 1:
+        ).first()
+        if row is None:  # the key was there already (rowcount is unreliable with RETURNING)
             return False
         self.added = True
         return True
