@@ -45,7 +45,7 @@ ARRIVES = "between 4 December 2026 and 11 December 2026"
 
 def with_payments(portal: LivePortal) -> dict[str, Subscription]:
     """The demo customer's subscriptions by product, with the direct ones' payments on
-    record (the demo data has no ledger)."""
+    record (the shared fixture seeds the demo without its history)."""
     container = portal.container
     with container.uows().read() as uow:
         found = uow.accounts.by_email(DEMO_EMAIL)

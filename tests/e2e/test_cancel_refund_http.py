@@ -19,7 +19,7 @@ from fairsub.domain.refunding import CARD_ARRIVAL
 from fairsub.entrypoints.web.app import create_app
 from fairsub.services import refunds as refund_service
 from fairsub.services import subscriptions as subs
-from tests.builders import Demo, paid_history, seeded
+from tests.builders import Demo, seeded
 from tests.conftest import make_container
 from tests.e2e.test_portal_http import csrf, sign_in
 from tests.e2e.test_statements_http import rows, text
@@ -33,11 +33,9 @@ REFERENCE = re.compile(r"FS-[0-9A-Z]{4}-[0-9A-Z]{4}")
 def portal(
     sqlite_url: str, tmp_path: Path, clock: FakeClock, mailer: FakeMailer
 ) -> Iterator[Portal]:
-    """The demo data with the annual and monthly plans' payments on record."""
+    """The demo data with every period so far paid, as `fairsub demo` seeds it."""
     container = make_container(sqlite_url, tmp_path, clock, mailer)
-    data = seeded(container)
-    paid_history(container, data.annual)
-    paid_history(container, data.monthly)
+    data = seeded(container, history=True)
     with TestClient(create_app(container, run_relay=False), follow_redirects=False) as client:
         sign_in(client)
         yield client, container, data
