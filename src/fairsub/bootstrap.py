@@ -44,7 +44,7 @@ class Container:
         return load_catalog(self.settings.catalog_file)
 
     def refund_policy(self) -> RefundPolicy:
-        return load_policy(self.settings.refund_policy_file)
+        return load_policy(self.settings.refund_policy_file or self.settings.catalog_file)
 
     def close(self) -> None:
         self.relay.stop()

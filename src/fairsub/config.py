@@ -62,8 +62,8 @@ class Settings(BaseSettings):
     )
     refund_policy_file: Path | None = Field(
         None,
-        description="TOML with the refund policy (a [refunds] section); default: the demo "
-        "catalog's policy shipped with fairsub.",
+        description="TOML with the refund policy (a [refunds] section); default: the "
+        "catalog file, or the demo catalog's policy when neither is set.",
     )
     mail_backend: MailBackend = Field(
         MailBackend.MAILDIR,
