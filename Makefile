@@ -45,9 +45,10 @@ unit: .venv/.synced
 test: .venv/.synced system-deps lint typecheck
 	$(BIN)/pytest
 
-## bench: the portal benchmark (figures printed, nothing asserted)
+## bench: the portal and billing benchmarks (figures printed, nothing asserted)
 bench: .venv/.synced system-deps
 	$(BIN)/python bench/portal.py
+	$(BIN)/python bench/billing_run.py
 
 ## screenshots: regenerate the README's pictures of the portal
 screenshots: .venv/.synced system-deps
