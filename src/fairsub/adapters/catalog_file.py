@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
+from collections.abc import Callable, Mapping
 from importlib.resources import files
 from pathlib import Path
+from typing import Any, TypeVar
 
 from fairsub.domain.catalog import Catalog, parse_catalog
 from fairsub.domain.errors import InvalidInput
 
+T = TypeVar("T")
 
-def _line_of(text: str, path: str) -> int | None:
+
+def line_of(text: str, path: str) -> int | None:
     """The line that holds the key at a dotted path such as plans.x.term, as best we can:
     the table header [plans.x], then the first line below it that sets `term`."""
     parts = path.split(".")
@@ -31,27 +36,46 @@ def _line_of(text: str, path: str) -> int | None:
     return None
 
 
-def parse_text(text: str, name: str = "catalog") -> Catalog:
+TOML_LINE = re.compile(r"at line (\d+)")
+
+
+def parse_located(
+    text: str,
+    name: str,
+    parse: Callable[[Mapping[str, Any]], T],
+    locate: Callable[[str, str], int | None] = line_of,
+) -> T:
+    """Parse an operator's TOML file, turning every error into NAME:LINE: what is wrong."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise InvalidInput(f"{name}: not valid TOML: {error}") from None
+        at = TOML_LINE.search(str(error))
+        where = f"{name}:{at.group(1)}" if at else name
+        raise InvalidInput(f"{where}: not valid TOML: {error}") from None
     try:
-        return parse_catalog(data)
+        return parse(data)
     except InvalidInput as error:
         path = error.message.split(":", 1)[0]
-        line = _line_of(text, path)
+        line = locate(text, path)
         where = f"{name}:{line}" if line else name
         raise InvalidInput(f"{where}: {error.message}") from None
 
 
-def load_catalog(path: Path | None) -> Catalog:
-    """The operator's catalog, or the demo catalog shipped with fairsub."""
+def read_operator_file(path: Path | None) -> tuple[str, str]:
+    """(text, name) of the operator's file, or of the demo catalog shipped with fairsub."""
     if path is None:
         text = files("fairsub").joinpath("data/demo-catalog.toml").read_text("utf-8")
-        return parse_text(text, "demo-catalog.toml")
+        return text, "demo-catalog.toml"
     try:
-        text = path.read_text("utf-8")
+        return path.read_text("utf-8"), str(path)
     except OSError as error:
         raise InvalidInput(f"cannot read {path}: {error.strerror}") from None
-    return parse_text(text, str(path))
+
+
+def parse_text(text: str, name: str = "catalog") -> Catalog:
+    return parse_located(text, name, parse_catalog)
+
+
+def load_catalog(path: Path | None) -> Catalog:
+    """The operator's catalog, or the demo catalog shipped with fairsub."""
+    return parse_text(*read_operator_file(path))

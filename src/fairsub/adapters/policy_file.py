@@ -2,23 +2,20 @@
 
 The policy lives in the catalog file's `[refunds]` section (one operator file); a file
 with only that section works too. Rules are an array of tables, `[[refunds.rules]]`, whose
-n-th header `_rule_line` finds; every other path is found by the catalog reader's `_line_of`.
+n-th header `_rule_line` finds; every other path is found by the catalog reader's `line_of`.
 """
 
 from __future__ import annotations
 
 import re
-import tomllib
-from importlib.resources import files
 from pathlib import Path
 
-from fairsub.adapters.catalog_file import _line_of
-from fairsub.domain.errors import InvalidInput
+from fairsub.adapters.catalog_file import line_of as catalog_line_of
+from fairsub.adapters.catalog_file import parse_located, read_operator_file
 from fairsub.domain.refund_rules import parse_policy
 from fairsub.domain.refunds import RefundPolicy
 
 RULE_PATH = re.compile(r"^refunds\.rules\[(\d+)\](?:\.(\w+))?$")
-TOML_LINE = re.compile(r"at line (\d+)")
 
 
 def _rule_line(text: str, number: int, key: str | None) -> int | None:
@@ -43,33 +40,14 @@ def line_of(text: str, path: str) -> int | None:
     if found is not None:
         line = _rule_line(text, int(found.group(1)), found.group(2))
         # Rules written inline (rules = [{...}]): point at the `rules` key instead.
-        return line if line is not None else _line_of(text, "refunds.rules")
-    return _line_of(text, path)
+        return line if line is not None else catalog_line_of(text, "refunds.rules")
+    return catalog_line_of(text, path)
 
 
 def parse_text(text: str, name: str = "catalog") -> RefundPolicy:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        at = TOML_LINE.search(str(error))
-        where = f"{name}:{at.group(1)}" if at else name
-        raise InvalidInput(f"{where}: not valid TOML: {error}") from None
-    try:
-        return parse_policy(data)
-    except InvalidInput as error:
-        path = error.message.split(":", 1)[0]
-        line = line_of(text, path)
-        where = f"{name}:{line}" if line else name
-        raise InvalidInput(f"{where}: {error.message}") from None
+    return parse_located(text, name, parse_policy, line_of)
 
 
 def load_policy(path: Path | None) -> RefundPolicy:
     """The refund policy in the operator's catalog file, or the demo catalog's."""
-    if path is None:
-        text = files("fairsub").joinpath("data/demo-catalog.toml").read_text("utf-8")
-        return parse_text(text, "demo-catalog.toml")
-    try:
-        text = path.read_text("utf-8")
-    except OSError as error:
-        raise InvalidInput(f"cannot read {path}: {error.strerror}") from None
-    return parse_text(text, str(path))
+    return parse_text(*read_operator_file(path))
