@@ -101,18 +101,6 @@ def turn_off_auto_renew(
         )
         uow.subscriptions.save(subscription)
         uow.cancellations.add(cancellation)
-        audit.record(
-            uow,
-            actor=actor,
-            channel=channel,
-            action=f"{channel}:subscription:auto_renew_off",
-            subject=f"subscription:{subscription.id}",
-            account_id=account_id,
-            at=now,
-            before=before,
-            after={**_snapshot(subscription), "reference": reference},
-            reason=reason,
-        )
         enqueue(
             uow,
             AUTO_RENEW_OFF,
@@ -127,6 +115,19 @@ def turn_off_auto_renew(
             charge_in_flight=invoice.amount.plain() if invoice else None,
             subscription_path=f"/account/subscriptions/{subscription.id}",
             confirmation_path=f"/account/cancellations/{reference}",
+        )
+        # Audited last: the entry locks the chain's head until commit, so keep that short.
+        audit.record(
+            uow,
+            actor=actor,
+            channel=channel,
+            action=f"{channel}:subscription:auto_renew_off",
+            subject=f"subscription:{subscription.id}",
+            account_id=account_id,
+            at=now,
+            before=before,
+            after={**_snapshot(subscription), "reference": reference},
+            reason=reason,
         )
         uow.commit()
     return cancellation

@@ -114,9 +114,12 @@ class OutboxRelay:
         def loop() -> None:
             while not self._stop.is_set():
                 try:
-                    self.run_once()
+                    result = self.run_once()
                 except Exception:
                     log.exception("outbox_relay_error")
+                else:
+                    if result.sent + result.failed >= self._batch:
+                        continue  # a backlog: take the next batch at once
                 self._wake.wait(interval)
                 self._wake.clear()
 
