@@ -47,20 +47,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
-import glob
-import importlib.metadata
 import io
 import multiprocessing
 import os
 import platform
 import pstats
-import pwd
 import random
 import resource
 import shutil
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -75,9 +70,15 @@ from typing import Any
 import psycopg
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Engine, create_engine, distinct, event, func, insert, select, text
+from sqlalchemy import Engine, distinct, event, func, insert, select, text
 from sqlalchemy.engine import make_url
 
+from _support import (
+    Postgres,
+    _package_version,
+    cpu_seconds,
+    machine_busy_seconds,
+)
 from fairsub.adapters.clock import SystemClock
 from fairsub.adapters.db import migrate
 from fairsub.adapters.db import tables as t
@@ -108,13 +109,6 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 # --------------------------------------------------------------------------- machine
 # machine_info, cpu_seconds, machine_busy_seconds, free_port and Postgres are copied, trimmed,
 # from bench/portal.py (its owner is still working on it, so nothing is shared yet).
-
-
-def _package_version(name: str) -> str:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return "-"
 
 
 def load_average() -> str:
@@ -148,49 +142,6 @@ def machine_info(pg_version: str | None) -> dict[str, str]:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _stat_fields(pid: int | str) -> list[str]:
-    raw = Path(f"/proc/{pid}/stat").read_text()
-    return raw[raw.rindex(")") + 2 :].split()  # fields from the 3rd ("state") on
-
-
-def cpu_seconds(pid: int | str, *, children: bool = False) -> float:
-    """User+system CPU of a process; with children=True also of its children (reaped or
-    running): for PostgreSQL, the postmaster and its backends."""
-    try:
-        fields = _stat_fields(pid)
-    except OSError:
-        return 0.0
-    ticks = int(fields[11]) + int(fields[12])
-    if children:
-        ticks += int(fields[13]) + int(fields[14])
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                child = _stat_fields(entry.name)
-            except OSError:
-                continue
-            if child[1] == str(pid):
-                ticks += int(child[11]) + int(child[12])
-    return ticks / _TICKS
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds all cores spent busy since boot (user, nice, system, irq, softirq, steal)."""
-    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / _TICKS
-
-
 def _proc_status_kib(name: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(name + ":"):
@@ -199,102 +150,6 @@ def _proc_status_kib(name: str) -> int:
 
 
 # --------------------------------------------------------------------------- PostgreSQL
-
-
-class Postgres:
-    """A throwaway PostgreSQL cluster: initdb, pg_ctl start on a free port, stop, delete.
-
-    PostgreSQL refuses to run as root, so as root it runs as the `postgres` user."""
-
-    def __init__(self, bindir: Path, settings: list[str]) -> None:
-        self.bindir = bindir
-        self.settings = settings
-        self.port = free_port()
-        self.base = Path(tempfile.mkdtemp(prefix="fairsub-bench-billing-pg-"))
-        self.data = self.base / "data"
-        self.started = False
-
-    @staticmethod
-    def find(explicit: str | None) -> Path | None:
-        if explicit:
-            return Path(explicit) if (Path(explicit) / "pg_ctl").exists() else None
-        found = sorted(
-            glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name)
-        )
-        if found:
-            return Path(found[-1])
-        pg_ctl = shutil.which("pg_ctl")
-        return Path(pg_ctl).parent if pg_ctl else None
-
-    def _run(self, *args: str) -> None:
-        command = list(args)
-        if os.geteuid() == 0:
-            command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-    def start(self) -> None:
-        if os.geteuid() == 0:
-            user = pwd.getpwnam("postgres")
-            os.chown(self.base, user.pw_uid, user.pw_gid)
-        self._run(
-            str(self.bindir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
-            "-E", "UTF8", "--no-sync",
-        )  # fmt: skip
-        options = [f"-p {self.port}", f"-k {self.base}", "-c listen_addresses=127.0.0.1"]
-        options += [f"-c {setting}" for setting in self.settings]
-        self._run(
-            str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", " ".join(options), "-w",
-            "-l", str(self.base / "log"), "start",
-        )  # fmt: skip
-        self.started = True
-
-    @property
-    def admin_url(self) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
-
-    def url(self, database: str) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
-
-    def postmaster_pid(self) -> int | None:
-        with suppress(OSError, ValueError, IndexError):
-            return int((self.data / "postmaster.pid").read_text().split()[0])
-        return None
-
-    def admin(self, *statements: str) -> None:
-        engine = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
-        with engine.connect() as connection:
-            for statement in statements:
-                connection.execute(text(statement))
-        engine.dispose()
-
-    def create_database(self, name: str, template: str | None = None) -> str:
-        copy = f' TEMPLATE "{template}"' if template else ""
-        self.admin(
-            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"{copy}'
-        )
-        return self.url(name)
-
-    def drop_database(self, name: str) -> None:
-        self.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    def version(self) -> str:
-        admin = create_engine(self.admin_url)
-        with admin.connect() as connection:
-            version = str(connection.execute(text("SHOW server_version")).scalar_one())
-            shown = {
-                name: str(connection.execute(text(f"SHOW {name}")).scalar_one())
-                for name in ("fsync", "synchronous_commit", "shared_buffers")
-            }
-        admin.dispose()
-        return f"{version} ({', '.join(f'{k}={v}' for k, v in shown.items())})"
-
-    def stop(self) -> None:
-        try:
-            if self.started:
-                self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "stop")
-        finally:
-            self.started = False
-            shutil.rmtree(self.base, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- data
@@ -1395,7 +1250,9 @@ def main(argv: list[str] | None = None) -> int:
                     "--pg-bin): running SQLite only.[/yellow]"
                 )
             else:
-                postgres = Postgres(pg_bin, ["max_connections=100"])
+                postgres = Postgres(
+                    pg_bin, ["max_connections=100"], prefix="fairsub-bench-billing-pg-"
+                )
                 postgres.start()
                 pg_version = postgres.version()
         console.print("[bold]fairsub billing-run benchmark[/bold]")
