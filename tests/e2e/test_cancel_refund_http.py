@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 from fairsub.adapters import display
 from fairsub.adapters.db.tables import cancellations, refunds
 from fairsub.bootstrap import Container
-from fairsub.domain.refunding import CARD_ARRIVAL
+from fairsub.domain.refunding import ArrivalWindow
+from fairsub.domain.subscriptions import PaymentMethodKind
 from fairsub.entrypoints.web.app import create_app
 from fairsub.services import refunds as refund_service
 from fairsub.services import subscriptions as subs
@@ -51,8 +52,13 @@ def london(moment) -> str:  # type: ignore[no-untyped-def]
     return display.local_date(moment, "Europe/London", "en_GB")
 
 
-def arrival(clock: FakeClock) -> tuple[str, str]:
-    earliest, latest = CARD_ARRIVAL.for_refund(clock.now())
+def card_window(container: Container) -> ArrivalWindow:
+    """The demo customer pays by card: the policy's window for cards."""
+    return container.refund_policy().arrival.for_kind(PaymentMethodKind.CARD)
+
+
+def arrival(container: Container, clock: FakeClock) -> tuple[str, str]:
+    earliest, latest = card_window(container).for_refund(clock.now())
     return london(earliest), london(latest)
 
 
@@ -67,7 +73,7 @@ def cancel_now(client: TestClient, subscription_id: int, minor: int = 7999):  # 
 def test_c28_the_annual_plan_page_offers_turn_off_and_cancel_now_with_the_refund_side_by_side(
     portal: Portal, clock: FakeClock
 ) -> None:
-    client, _, data = portal
+    client, container, data = portal
     page = client.get(f"/account/subscriptions/{data.annual.id}").text
     shown = text(page)
 
@@ -77,7 +83,7 @@ def test_c28_the_annual_plan_page_offers_turn_off_and_cancel_now_with_the_refund
     assert "Cancel now and get £79.99 back" in shown
     assert "Full refund: you are within 60 days of your purchase on 2026-11-07." in shown
     assert "Offer open until 6 January 2027, 12:00:00 GMT" in shown
-    earliest, latest = arrival(clock)
+    earliest, latest = arrival(container, clock)
     assert f"goes back to Visa ending 4242, arriving between {earliest} and {latest}" in shown
     assert f'href="/account/subscriptions/{data.annual.id}/cancel-now"' in page
     assert f'href="/account/subscriptions/{data.annual.id}/turn-off"' in page
@@ -113,7 +119,7 @@ def test_c28_cancel_now_is_one_confirmation_then_the_proof_with_the_refund_state
     assert REFERENCE.fullmatch(reference)
     proof = client.get(location)
     shown = text(proof.text)
-    earliest, latest = arrival(clock)
+    earliest, latest = arrival(container, clock)
     assert "Cancelled — £79.99 refund on its way" in shown
     assert f"Reference number {reference}" in shown
     assert "Refund £79.99 back to Visa ending 4242, the card that paid" in shown
@@ -146,7 +152,7 @@ def test_c31_the_statement_shows_the_refund_of_the_receipt_with_when_it_arrives(
 
     (refund_row,) = [row for _, row in lines if row.startswith("27 November 2026 Refund")]
     (number, charge_row) = next((n, row) for n, row in lines if "360 Annual, purchase" in row)
-    earliest, latest = arrival(clock)
+    earliest, latest = arrival(container, clock)
     assert f"Refund of receipt {number} : Larkspur 360 — 360 Annual , reference FS-" in refund_row
     assert "-£79.99" in refund_row
     assert f"On its way arrives between {earliest} and {latest}" in refund_row
@@ -154,9 +160,11 @@ def test_c31_the_statement_shows_the_refund_of_the_receipt_with_when_it_arrives(
     receipt = text(client.get(f"/account/billing/receipts/{number}").text)
     assert "Refunds of this payment -£79.99 requested 27 November 2026" in receipt
     # Once the window has passed, the janitor marks it arrived.
-    _, by = CARD_ARRIVAL.for_refund(clock.now())
+    _, by = card_window(container).for_refund(clock.now())
     clock.set(by + timedelta(minutes=1))
-    refund_service.settle(container.uows, container.gateway, clock)
+    refund_service.settle(
+        container.uows, container.gateway, clock, arrival=container.refund_policy().arrival
+    )
     sign_in(client)  # two weeks later
     (arrived,) = [row for _, row in rows(client.get("/account/billing").text) if "Refund" in row]
     assert f"Arrived by {latest}" in arrived

@@ -52,6 +52,7 @@ def queued_case(container: Container, data: Demo) -> ChargeCase:
         charge_attempt_id=charge.attempt.id,
         reason="unknown_charge",
         note="Not mine",
+        arrival=container.refund_policy().arrival,
     )
 
 
@@ -66,6 +67,7 @@ def alert_case(container: Container, data: Demo) -> ChargeCase:
         account_id=data.alex.id,
         charge_attempt_id=charge.id,
         reason="other",
+        arrival=container.refund_policy().arrival,
     )
 
 

@@ -33,6 +33,8 @@ def test_policy_check_accepts_the_demo_and_points_at_the_bad_line(tmp_path: Path
     assert "rule 2 (uk-annual-renewal-pro-rata): GB · year · renewal · any time → pro_rata" in (
         checked
     )
+    assert "  card: 5 to 10 business days after it is sent\n" in checked
+    assert "  sepa_debit: 2 to 5 business days after it is sent\n" in checked
 
     broken = tmp_path / "catalog.toml"
     broken.write_text(DEMO_CATALOG.read_text().replace('outcome = "pro_rata"', 'outcome = "some"'))
@@ -64,6 +66,7 @@ def test_policy_explain_gives_the_demo_customers_decisions_and_why(tmp_path: Pat
     )
     assert abs(deadline - (asked + timedelta(days=40))) < timedelta(minutes=5)
     assert _field(explained, "Rule") == "rule 3 (annual-full-60-days)"
+    assert _field(explained, "Arrives") == "5 to 10 business days after the refund is sent"
 
     # The monthly is 95 days old: its latest charge is a renewal, which gets nothing.
     explained = ok(run(tmp_path, "policy", "explain", str(monthly)))

@@ -18,7 +18,7 @@ from fairsub.domain.errors import NotAllowed, NotFound
 from fairsub.domain.money import Money
 from fairsub.domain.periods import Term
 from fairsub.domain.references import is_valid_reference
-from fairsub.domain.refunding import RefundKind, RefundStatus
+from fairsub.domain.refunding import ArrivalWindows, RefundKind, RefundStatus
 from fairsub.domain.refunds import ChargeKind, decide
 from fairsub.domain.refunds import RefundKind as Outcome
 from fairsub.domain.subscriptions import Status, Subscription
@@ -69,6 +69,11 @@ def cancel(
         channel="portal",
         shown_amount=shown,
     )
+
+
+@pytest.fixture
+def arrival(container: Container) -> ArrivalWindows:
+    return container.refund_policy().arrival
 
 
 @pytest.fixture
@@ -191,7 +196,7 @@ def test_two_simultaneous_requests_refund_once(container: Container, data: Demo)
 
 @pytest.mark.parametrize("trouble", ["lost", "down"])
 def test_a_refund_the_gateway_leaves_unknown_is_settled_by_the_janitor_with_the_same_key(
-    container: Container, data: Demo, clock: FakeClock, trouble: str
+    container: Container, data: Demo, clock: FakeClock, trouble: str, arrival: ArrivalWindows
 ) -> None:
     gateway = fake_gateway(container)
     gateway.refunds_down = trouble
@@ -203,8 +208,8 @@ def test_a_refund_the_gateway_leaves_unknown_is_settled_by_the_janitor_with_the_
     assert sub.status is Status.REFUNDED  # the cancellation stands, whatever the gateway did
     gateway.refunds_down = None
     clock.advance(minutes=1)
-    assert refunds.settle(container.uows, container.gateway, clock) == 1
-    assert refunds.settle(container.uows, container.gateway, clock) == 0
+    assert refunds.settle(container.uows, container.gateway, clock, arrival=arrival) == 1
+    assert refunds.settle(container.uows, container.gateway, clock, arrival=arrival) == 0
 
     with container.uows().read() as uow:
         settled = uow.refunds.get(done.refund.id)
@@ -214,9 +219,13 @@ def test_a_refund_the_gateway_leaves_unknown_is_settled_by_the_janitor_with_the_
 
 
 def test_a_crash_between_the_commit_and_the_gateway_call_leaves_the_refund_to_the_janitor(
-    container: Container, data: Demo, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    container: Container,
+    data: Demo,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+    arrival: ArrivalWindows,
 ) -> None:
-    def crash(*_: object) -> None:
+    def crash(*_: object, **__: object) -> None:
         raise SystemExit("killed after the commit")
 
     with monkeypatch.context() as patched:
@@ -229,7 +238,7 @@ def test_a_crash_between_the_commit_and_the_gateway_call_leaves_the_refund_to_th
     assert left.status is RefundStatus.REQUESTED
 
     clock.advance(minutes=3)
-    assert refunds.settle(container.uows, container.gateway, clock) == 1
+    assert refunds.settle(container.uows, container.gateway, clock, arrival=arrival) == 1
 
     with container.uows().read() as uow:
         sent = uow.refunds.get(left.id)
@@ -242,7 +251,7 @@ def test_a_crash_between_the_commit_and_the_gateway_call_leaves_the_refund_to_th
 def test_an_unexpected_gateway_error_still_shows_the_committed_cancellation(
     container: Container, data: Demo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(*_: object) -> None:
+    def broken(*_: object, **__: object) -> None:
         raise RuntimeError("the gateway said something nobody expected")
 
     monkeypatch.setattr(refunds, "send", broken)
@@ -342,7 +351,9 @@ def test_auto_renew_already_off_can_still_be_cancelled_with_its_refund(
     assert again.done is not None and again.done.refund.id == done.refund.id
 
 
-def test_someone_elses_subscription_is_not_found(container: Container, data: Demo) -> None:
+def test_someone_elses_subscription_is_not_found(
+    container: Container, data: Demo, arrival: ArrivalWindows
+) -> None:
     with pytest.raises(NotFound):
         cancel_refund.refund_offer(
             container.uows(), container.refund_policy(), container.clock, data.alex.id,
@@ -350,7 +361,10 @@ def test_someone_elses_subscription_is_not_found(container: Container, data: Dem
         )  # fmt: skip
     with pytest.raises(NotFound):
         cancel(container, data, data.erikas)
-    assert cancel_refund.by_reference(container.uows(), data.erika.id, "FS-0000-0000") is None
+    assert (
+        cancel_refund.by_reference(container.uows(), data.erika.id, "FS-0000-0000", arrival=arrival)
+        is None
+    )
 
 
 def test_a_refunded_subscription_is_never_charged_again(
@@ -371,11 +385,11 @@ def test_a_refunded_subscription_is_never_charged_again(
 
 
 def test_c31_the_statement_shows_the_refund_against_its_receipt_until_it_arrives(
-    container: Container, data: Demo, clock: FakeClock
+    container: Container, data: Demo, clock: FakeClock, arrival: ArrivalWindows
 ) -> None:
     done = cancel(container, data, data.annual)
 
-    lines = statements.statement(container.uows(), data.alex.id)
+    lines = statements.statement(container.uows(), data.alex.id, arrival=arrival)
     refund_line, charge_line = [x for x in lines if x.subscription_id == data.annual.id][:2]
     assert refund_line.kind is LineKind.REFUND and charge_line.kind is LineKind.CHARGE
     assert refund_line.invoice_number == charge_line.invoice_number
@@ -387,11 +401,17 @@ def test_c31_the_statement_shows_the_refund_against_its_receipt_until_it_arrives
         done.refund.arrives_by,
     )
     assert refund_line.reference == done.cancellation.reference
-    receipt = statements.receipt(container.uows(), data.alex.id, charge_line.invoice_number)
+    receipt = statements.receipt(
+        container.uows(), data.alex.id, charge_line.invoice_number, arrival=arrival
+    )
     assert [r.amount for r in receipt.refunds] == [Money(-7999, "GBP")]
 
     assert done.refund.arrives_by is not None
     clock.set(done.refund.arrives_by)
-    refunds.settle(container.uows, container.gateway, clock)
-    (arrived,) = [x for x in statements.statement(container.uows(), data.alex.id) if x.is_refund]
+    refunds.settle(container.uows, container.gateway, clock, arrival=arrival)
+    (arrived,) = [
+        x
+        for x in statements.statement(container.uows(), data.alex.id, arrival=arrival)
+        if x.is_refund
+    ]
     assert (arrived.status, arrived.status_text) == (LineStatus.REFUND_ARRIVED, "Arrived")

@@ -137,6 +137,7 @@ def ask(
         charge_attempt_id=attempt.id,
         reason=reason,
         note="Never heard of it.",
+        arrival=container.refund_policy().arrival,
     )
 
 
@@ -149,6 +150,7 @@ def decide(container: Container, case_id: int, *, refund: bool):  # type: ignore
         refund=refund,
         note="Checked the renewal log.",
         actor="operator:test",
+        arrival=container.refund_policy().arrival,
     )
 
 
@@ -216,6 +218,7 @@ def test_someone_elses_charge_is_not_found_exactly_like_an_unknown_one(
             account_id=data.alex.id,
             charge_attempt_id=charge.id + 1000,
             reason="other",
+            arrival=container.refund_policy().arrival,
         )
 
     assert other.value.message == unknown.value.message == cases.NO_SUCH_CHARGE
@@ -399,7 +402,14 @@ def test_resolving_needs_a_note_and_a_case_that_exists(
     case = ask(container, data, renew(container, clock, data))
     with pytest.raises(InvalidInput, match="note"):
         cases.resolve(
-            container.uows, container.gateway, clock, case.id, refund=False, note=" ", actor="x"
+            container.uows,
+            container.gateway,
+            clock,
+            case.id,
+            refund=False,
+            note=" ",
+            actor="x",
+            arrival=container.refund_policy().arrival,
         )
     with pytest.raises(NotFound):
         decide(container, case.id + 1000, refund=False)

@@ -11,7 +11,7 @@ from fairsub.adapters.db.tables import subscriptions
 from fairsub.bootstrap import Container
 from fairsub.domain.errors import NotAllowed
 from fairsub.domain.money import Money
-from fairsub.domain.refunding import RefundKind, RefundStatus
+from fairsub.domain.refunding import Refund, RefundKind, RefundStatus
 from fairsub.services import billing, refunds
 from tests.builders import seeded
 from tests.fakes import FakeClock, FakeGateway
@@ -50,14 +50,24 @@ def request(container: Container, charge: refunds.PaidCharge, amount: Money):  #
     return refund
 
 
+def send(container: Container, clock: FakeClock, refund_id: int) -> Refund:
+    arrival = container.refund_policy().arrival
+    return refunds.send(container.uows, container.gateway, clock, refund_id, arrival=arrival)
+
+
+def janitor(container: Container, clock: FakeClock) -> int:
+    arrival = container.refund_policy().arrival
+    return refunds.settle(container.uows, container.gateway, clock, arrival=arrival)
+
+
 def test_a_refund_goes_back_to_the_charge_once_and_says_when_it_arrives(
     container: Container, clock: FakeClock
 ) -> None:
     charge = renewed_charge(container, clock)
     refund = request(container, charge, charge.attempt.amount)
 
-    sent = refunds.send(container.uows, container.gateway, clock, refund.id)
-    again = refunds.send(container.uows, container.gateway, clock, refund.id)
+    sent = send(container, clock, refund.id)
+    again = send(container, clock, refund.id)
 
     assert sent.status is RefundStatus.SENT
     assert again.status is RefundStatus.SENT
@@ -67,7 +77,7 @@ def test_a_refund_goes_back_to_the_charge_once_and_says_when_it_arrives(
     assert sent.arrives_from is not None and sent.arrives_by is not None
     assert timedelta(days=5) <= sent.arrives_from - clock.now() <= sent.arrives_by - clock.now()
     clock.set(sent.arrives_by)
-    refunds.settle(container.uows, container.gateway, clock)
+    janitor(container, clock)
     with container.uows().read() as uow:
         assert uow.refunds.get(refund.id).status is RefundStatus.SETTLED  # type: ignore[union-attr]
 
@@ -93,8 +103,8 @@ def test_a_refund_left_by_a_crash_is_sent_by_the_janitor_under_the_same_key(
     refund = request(container, charge, charge.attempt.amount)  # ...and the process died
 
     clock.advance(minutes=3)
-    assert refunds.settle(container.uows, container.gateway, clock) == 1
+    assert janitor(container, clock) == 1
 
     with container.uows().read() as uow:
         assert uow.refunds.get(refund.id).status is RefundStatus.SENT  # type: ignore[union-attr]
-    assert refunds.settle(container.uows, container.gateway, clock) == 0
+    assert janitor(container, clock) == 0

@@ -20,6 +20,18 @@ from tests.builders import seeded
 from tests.fakes import FakeClock
 
 
+def statement_of(container: Container, account_id: int) -> list[statements.StatementLine]:
+    return statements.statement(
+        container.uows(), account_id, arrival=container.refund_policy().arrival
+    )
+
+
+def receipt_of(container: Container, account_id: int, number: int) -> statements.Receipt:
+    return statements.receipt(
+        container.uows(), account_id, number, arrival=container.refund_policy().arrival
+    )
+
+
 def run_at(container: Container, clock: FakeClock, moment) -> None:  # type: ignore[no-untyped-def]
     clock.set(moment)
     billing.run(container.uows, container.gateway, clock)
@@ -43,11 +55,9 @@ def test_c31_a_paid_renewal_is_one_line_and_a_receipt_with_the_card_charged(
     run_at(container, clock, end + timedelta(minutes=1))
 
     (line,) = [
-        x
-        for x in statements.statement(container.uows(), data.alex.id)
-        if x.subscription_id == data.monthly.id
+        x for x in statement_of(container, data.alex.id) if x.subscription_id == data.monthly.id
     ]
-    receipt = statements.receipt(container.uows(), data.alex.id, line.invoice_number)
+    receipt = receipt_of(container, data.alex.id, line.invoice_number)
 
     assert line.kind is LineKind.CHARGE
     assert (line.status, line.status_text, line.at) == (LineStatus.PAID, "Paid", clock.now())
@@ -72,7 +82,7 @@ def test_invoice_numbers_follow_each_other_across_renewals(
 
     mine = [
         x.invoice_number
-        for x in statements.statement(container.uows(), data.alex.id)
+        for x in statement_of(container, data.alex.id)
         if x.subscription_id == data.monthly.id
     ]
     with container.engine.connect() as connection:
@@ -92,11 +102,9 @@ def test_declines_are_lines_of_their_own_with_the_reason_in_plain_words(
     run_at(container, clock, end + timedelta(days=1, minutes=1))
 
     lines = [
-        x
-        for x in statements.statement(container.uows(), data.alex.id)
-        if x.subscription_id == data.monthly.id
+        x for x in statement_of(container, data.alex.id) if x.subscription_id == data.monthly.id
     ]
-    receipt = statements.receipt(container.uows(), data.alex.id, lines[0].invoice_number)
+    receipt = receipt_of(container, data.alex.id, lines[0].invoice_number)
 
     assert [x.attempt_no for x in lines] == [2, 1]
     assert {x.status_text for x in lines} == {"Declined (card declined)"}
@@ -116,10 +124,10 @@ def test_an_invoice_that_ended_unpaid_reads_void_on_its_receipt(
 
     number = next(
         x.invoice_number
-        for x in statements.statement(container.uows(), data.alex.id)
+        for x in statement_of(container, data.alex.id)
         if x.subscription_id == data.monthly.id
     )
-    receipt = statements.receipt(container.uows(), data.alex.id, number)
+    receipt = receipt_of(container, data.alex.id, number)
 
     assert (receipt.status, receipt.status_text) == (LineStatus.VOID, "Void")
     assert receipt.card is not None  # the card that was tried
@@ -130,20 +138,19 @@ def test_someone_elses_receipt_and_an_unknown_number_are_the_same_not_found(
 ) -> None:
     data = seeded(container)
     run_at(container, clock, data.erikas.period.end + timedelta(minutes=1))
-    (erikas,) = statements.statement(container.uows(), data.erika.id)
+    (erikas,) = statement_of(container, data.erika.id)
 
     with pytest.raises(NotFound) as theirs:
-        statements.receipt(container.uows(), data.alex.id, erikas.invoice_number)
+        receipt_of(container, data.alex.id, erikas.invoice_number)
     with pytest.raises(NotFound) as unknown:
-        statements.receipt(container.uows(), data.alex.id, 10**30)
+        receipt_of(container, data.alex.id, 10**30)
 
     assert theirs.value.message == unknown.value.message
     assert all(
-        x.invoice_number != erikas.invoice_number
-        for x in statements.statement(container.uows(), data.alex.id)
+        x.invoice_number != erikas.invoice_number for x in statement_of(container, data.alex.id)
     )
 
 
 def test_an_account_never_charged_has_an_empty_statement(container: Container) -> None:
     data = seeded(container)
-    assert statements.statement(container.uows(), data.erika.id) == []
+    assert statement_of(container, data.erika.id) == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from typing import Any, Self
@@ -30,6 +30,7 @@ from fairsub.domain.money import Money
 from fairsub.domain.offers import REFUND_DAYS, WITHDRAWAL_REGIONS
 from fairsub.domain.periods import Period, Term, add_months
 from fairsub.domain.refund_rules import parse_policy
+from fairsub.domain.refunding import ArrivalWindow
 from fairsub.domain.refunds import (
     ANY,
     ChargeKind,
@@ -39,7 +40,13 @@ from fairsub.domain.refunds import (
     Rule,
     decide,
 )
-from fairsub.domain.subscriptions import Reseller, Status, Subscription
+from fairsub.domain.subscriptions import (
+    PaymentMethod,
+    PaymentMethodKind,
+    Reseller,
+    Status,
+    Subscription,
+)
 from fairsub.services import refund_policy
 
 DEMO_TEXT = (files("fairsub") / "data" / "demo-catalog.toml").read_text(encoding="utf-8")
@@ -592,11 +599,20 @@ class FakeLedger:
         return Money(self.refunded.get(charge_attempt_id, 0), currency)
 
 
+@dataclass
+class FakePaymentMethods:
+    methods: list[tuple[int, PaymentMethod, str]] = field(default_factory=list)
+
+    def for_account(self, account_id: int) -> list[tuple[int, PaymentMethod, str]]:
+        return self.methods
+
+
 class FakeReadUow:
     """Just enough of a unit of work for a read-only service."""
 
-    def __init__(self, ledger: FakeLedger) -> None:
+    def __init__(self, ledger: FakeLedger, methods: FakePaymentMethods | None = None) -> None:
         self.subscriptions = self.billing = self.refunds = ledger
+        self.payment_methods = methods or FakePaymentMethods()
 
     def read(self) -> Self:
         return self
@@ -639,10 +655,14 @@ Explain = Callable[..., refund_policy.Explanation]
 @pytest.fixture
 def explain() -> Explain:
     def run(
-        sub: Subscription, *invoices: Any, at: datetime = NOW, refunded: int = 0
+        sub: Subscription,
+        *invoices: Any,
+        at: datetime = NOW,
+        refunded: int = 0,
+        methods: FakePaymentMethods | None = None,
     ) -> refund_policy.Explanation:
         attempts = {a.id: refunded for _, paid_attempts in invoices for a in paid_attempts}
-        uow = FakeReadUow(FakeLedger({sub.id: sub}, list(invoices), attempts))
+        uow = FakeReadUow(FakeLedger({sub.id: sub}, list(invoices), attempts), methods)
         return refund_policy.explain(uow, DEMO, sub.id, at)  # type: ignore[arg-type]
 
     return run
@@ -722,6 +742,22 @@ def test_explain_takes_off_what_was_refunded_from_the_charge(explain: Explain) -
     assert "already been refunded in full" in whole.decision.reason
 
 
+def test_explain_says_how_long_a_refund_to_the_method_that_paid_takes(explain: Explain) -> None:
+    bought = NOW - timedelta(days=20)
+    invoice, (attempt,) = paid(1, InvoiceKind.PURCHASE, bought)
+    debit = PaymentMethod("Direct debit", "3000", PaymentMethodKind.SEPA_DEBIT)
+
+    found = explain(
+        subscription(started_at=bought),
+        (invoice, [replace(attempt, payment_method_id=9)]),
+        methods=FakePaymentMethods([(9, debit, "")]),
+    )
+    assumed = explain(subscription())  # no ledger, no payment method on record
+
+    assert found.arrival == ArrivalWindow(2, 5)  # the demo policy's window for SEPA debits
+    assert assumed.arrival == ArrivalWindow(5, 10)  # the card's
+
+
 def test_explain_counts_a_refunded_subscription_as_refunded(explain: Explain) -> None:
     found = explain(subscription(status=Status.REFUNDED))
 
@@ -733,3 +769,13 @@ def test_explain_an_unknown_subscription_is_not_found() -> None:
     uow = FakeReadUow(FakeLedger())
     with pytest.raises(NotFound):
         refund_policy.explain(uow, DEMO, 404, NOW)  # type: ignore[arg-type]
+
+
+def test_a_pro_rata_share_that_rounds_to_nothing_is_no_refund_and_says_why() -> None:
+    """One unused month of twelve of a 5-yen charge is less than one yen."""
+    decision = ask(PRO_RATA_ONLY, charged=5, currency="JPY", region="JP", after=timedelta(days=300))
+
+    assert (decision.kind, decision.amount) == (RefundKind.NONE, Money(0, "JPY"))
+    assert "smallest unit" in decision.reason
+    refunded_nothing = ask(PRO_RATA_ONLY, charged=5, currency="JPY", region="JP", refunded=0)
+    assert refunded_nothing.amount == Money(5, "JPY")  # asked at once: every month unused

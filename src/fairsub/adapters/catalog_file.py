@@ -15,6 +15,15 @@ from fairsub.domain.errors import InvalidInput
 T = TypeVar("T")
 
 
+HEADER = re.compile(r"\s*(\[\[?[^\[\]#]*\]\]?)\s*(?:#.*)?")
+
+
+def table_header(line: str) -> str | None:
+    """A table header without its comment: '[refunds.arrival]  # why' -> '[refunds.arrival]'."""
+    found = HEADER.fullmatch(line)
+    return found.group(1) if found else None
+
+
 def line_of(text: str, path: str) -> int | None:
     """The line that holds the key at a dotted path such as plans.x.term, as best we can:
     the table header [plans.x], then the first line below it that sets `term`."""
@@ -23,7 +32,7 @@ def line_of(text: str, path: str) -> int | None:
     for depth in range(len(parts), 0, -1):
         table, key = ".".join(parts[:depth]), parts[depth] if depth < len(parts) else None
         for number, line in enumerate(lines, start=1):
-            if line.strip() != f"[{table}]":
+            if table_header(line) != f"[{table}]":
                 continue
             if key is None:
                 return number

@@ -2,7 +2,8 @@
 
 The policy lives in the catalog file's `[refunds]` section (one operator file); a file
 with only that section works too. Rules are an array of tables, `[[refunds.rules]]`, whose
-n-th header `_rule_line` finds; every other path is found by the catalog reader's `line_of`.
+n-th header `_rule_line` finds; every other path (`refunds.statutory`, `refunds.arrival`)
+is found by the catalog reader's `line_of`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import re
 from pathlib import Path
 
 from fairsub.adapters.catalog_file import line_of as catalog_line_of
-from fairsub.adapters.catalog_file import parse_located, read_operator_file
+from fairsub.adapters.catalog_file import parse_located, read_operator_file, table_header
 from fairsub.domain.refund_rules import parse_policy
 from fairsub.domain.refunds import RefundPolicy
 
@@ -21,7 +22,9 @@ RULE_PATH = re.compile(r"^refunds\.rules\[(\d+)\](?:\.(\w+))?$")
 def _rule_line(text: str, number: int, key: str | None) -> int | None:
     """The line of `key` in the number-th [[refunds.rules]] table, else its header."""
     lines = text.splitlines()
-    headers = [n for n, line in enumerate(lines, start=1) if line.strip() == "[[refunds.rules]]"]
+    headers = [
+        n for n, line in enumerate(lines, start=1) if table_header(line) == "[[refunds.rules]]"
+    ]
     if number > len(headers):
         return None
     header = headers[number - 1]

@@ -3,6 +3,10 @@
     [refunds.statutory]                  # optional; default: the EU, the EEA and the UK
     withdrawal_regions = ["DE", "GB"]
 
+    [refunds.arrival]                    # optional; business days until the money arrives
+    card = { earliest = 5, latest = 10 } # the default; a kind not listed takes the card's
+    sepa_debit = { earliest = 2, latest = 5 }
+
     [[refunds.rules]]                    # in order: the first that matches and holds decides
     name = "uk-annual-renewal-full"      # optional; shown by `fairsub policy explain`
     regions = ["GB"]                     # or "*"
@@ -19,15 +23,20 @@ the parser does not know is an error: a misspelt `within_day` must not widen a r
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Literal
 
 from fairsub.domain.errors import InvalidInput
 from fairsub.domain.periods import Term
+from fairsub.domain.refunding import MAX_BUSINESS_DAYS, ArrivalWindow, ArrivalWindows
 from fairsub.domain.refunds import ANY, ChargeKind, RefundKind, RefundPolicy, Rule
+from fairsub.domain.subscriptions import PaymentMethodKind
 
 RULE_KEYS = ("name", "regions", "terms", "kinds", "within_days", "outcome")
-SECTION_KEYS = ("rules", "statutory")
+SECTION_KEYS = ("rules", "statutory", "arrival")
 STATUTORY_KEYS = ("withdrawal_regions",)
+METHOD_KINDS = tuple(kind.value for kind in PaymentMethodKind)
+WINDOW_KEYS = ("earliest", "latest")
 
 
 def _table(value: Any, where: str) -> Mapping[str, Any]:
@@ -136,6 +145,42 @@ def _statutory(section: Mapping[str, Any]) -> frozenset[str] | None:
     return frozenset(value)
 
 
+def _business_days(window: Mapping[str, Any], key: str, where: str) -> int:
+    value = window.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_BUSINESS_DAYS:
+        raise InvalidInput(
+            f"{where}.{key}: expected a whole number of business days, 0 to {MAX_BUSINESS_DAYS}"
+        )
+    return value
+
+
+def _window(raw: Any, where: str) -> ArrivalWindow:
+    if not isinstance(raw, Mapping):
+        raise InvalidInput(f"{where}: expected a table such as {{ earliest = 5, latest = 10 }}")
+    _known_keys(raw, WINDOW_KEYS, where)
+    earliest = _business_days(raw, "earliest", where)
+    latest = _business_days(raw, "latest", where)
+    if earliest > latest:
+        raise InvalidInput(f"{where}: earliest ({earliest}) is after latest ({latest})")
+    return ArrivalWindow(earliest, latest)
+
+
+def _arrival(section: Mapping[str, Any]) -> ArrivalWindows:
+    """Business days until refunded money arrives, by payment method kind; without the
+    table, or for a kind it leaves out, the card's window (by default 5 to 10)."""
+    if "arrival" not in section:
+        return ArrivalWindows()
+    where = "refunds.arrival"
+    table = _table(section["arrival"], where)
+    _known_keys(table, METHOD_KINDS, where)
+    windows = {
+        PaymentMethodKind(kind): _window(raw, f"{where}.{kind}") for kind, raw in table.items()
+    }
+    card = windows.pop(PaymentMethodKind.CARD, None)
+    others = MappingProxyType(windows)
+    return ArrivalWindows(others=others) if card is None else ArrivalWindows(card, others)
+
+
 def parse_policy(data: Mapping[str, Any]) -> RefundPolicy:
     """The `[refunds]` section of parsed TOML as a policy. When the same file has a catalog
     (`[regions.*]`), every region a rule names must be one of its regions."""
@@ -153,9 +198,10 @@ def parse_policy(data: Mapping[str, Any]) -> RefundPolicy:
         for number, raw in enumerate(raw_rules, start=1)
     )
     withdrawal = _statutory(section)
+    arrival = _arrival(section)
     if withdrawal is None:
-        return RefundPolicy(rules)
-    return RefundPolicy(rules, withdrawal)
+        return RefundPolicy(rules, arrival=arrival)
+    return RefundPolicy(rules, withdrawal, arrival)
 
 
 def describe(rule: Rule) -> str:
@@ -165,3 +211,12 @@ def describe(rule: Rule) -> str:
     kinds = ", ".join(k.value for k in ChargeKind if k in rule.kinds)
     window = "any time" if rule.within_days is None else f"within {rule.within_days} days"
     return f"{regions} · {terms} · {kinds} · {window} → {rule.outcome.value}"
+
+
+def describe_arrival(arrival: ArrivalWindows) -> list[str]:
+    """Lines for `fairsub policy check`: 'card: 5 to 10 business days after it is sent'."""
+    return [
+        f"{kind.value}: {window.words} business days after it is sent"
+        + ("" if own else " (as card)")
+        for kind, window, own in arrival.by_kind()
+    ]

@@ -3,16 +3,21 @@
 A refund is written (status requested) before the gateway is asked, under an
 idempotency key derived from the charge it returns, exactly like a charge attempt; a
 lost answer is settled by asking again with the same key, so no refund is ever paid
-twice. Refunds only ever go back to the payment method that was charged (C32).
+twice. Refunds only ever go back to the payment method that was charged (C32), and
+how long they take to arrive depends on its kind (ArrivalWindows, from the refund policy).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from types import MappingProxyType
 
+from fairsub.domain.errors import InvalidInput
 from fairsub.domain.money import Money
+from fairsub.domain.subscriptions import PaymentMethodKind
 
 
 class RefundStatus(StrEnum):
@@ -40,7 +45,12 @@ def refund_key(charge_attempt_id: int, sequence: int) -> str:
     return f"fs-refund-{charge_attempt_id}-{sequence}"
 
 
+MAX_BUSINESS_DAYS = 260  # about a year: more is a typo, and each day is a step to count
+
+
 def add_business_days(start: datetime, days: int) -> datetime:
+    """`days` weekdays after `start`, at the same time of day. Public holidays are not
+    known here: the windows promised are wide enough to cover them."""
     moment = start
     added = 0
     while added < days:
@@ -52,10 +62,25 @@ def add_business_days(start: datetime, days: int) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class ArrivalWindow:
-    """When refunded money should reach the customer, by payment method."""
+    """When refunded money should reach the customer: between these many business days
+    after the refund is sent (or, before it is, after it was requested)."""
 
-    earliest_business_days: int = 5
-    latest_business_days: int = 10
+    earliest_business_days: int
+    latest_business_days: int
+
+    def __post_init__(self) -> None:
+        earliest, latest = self.earliest_business_days, self.latest_business_days
+        if not 0 <= earliest <= latest <= MAX_BUSINESS_DAYS:
+            raise InvalidInput(
+                f"An arrival window is 0 to {MAX_BUSINESS_DAYS} business days, the earliest "
+                f"no later than the latest (got {earliest} to {latest})."
+            )
+
+    @property
+    def words(self) -> str:
+        """'5 to 10', as in '5 to 10 business days'."""
+        earliest, latest = self.earliest_business_days, self.latest_business_days
+        return str(latest) if earliest == latest else f"{earliest} to {latest}"
 
     def for_refund(self, sent_at: datetime) -> tuple[datetime, datetime]:
         return (
@@ -64,7 +89,35 @@ class ArrivalWindow:
         )
 
 
-CARD_ARRIVAL = ArrivalWindow(5, 10)
+@dataclass(frozen=True, slots=True)
+class ArrivalWindows:
+    """The arrival window of each kind of payment method a refund can go back to.
+
+    `card` is 5 to 10 business days unless the operator says otherwise; a kind with no
+    window of its own (`others`) takes the card's, and so does a charge whose payment
+    method is not on record.
+    """
+
+    card: ArrivalWindow = ArrivalWindow(5, 10)
+    others: Mapping[PaymentMethodKind, ArrivalWindow] = field(
+        default_factory=lambda: MappingProxyType({}), hash=False
+    )
+
+    def __post_init__(self) -> None:
+        if PaymentMethodKind.CARD in self.others:
+            raise InvalidInput("The card's arrival window is `card`, not one of the others.")
+
+    def for_kind(self, kind: PaymentMethodKind | None) -> ArrivalWindow:
+        if kind is None:
+            return self.card
+        return self.others.get(kind, self.card)
+
+    def by_kind(self) -> list[tuple[PaymentMethodKind, ArrivalWindow, bool]]:
+        """Every kind with its window, and whether the window is its own (not the card's)."""
+        return [
+            (kind, self.for_kind(kind), kind is PaymentMethodKind.CARD or kind in self.others)
+            for kind in PaymentMethodKind
+        ]
 
 
 @dataclass(frozen=True, slots=True)

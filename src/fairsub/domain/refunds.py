@@ -27,6 +27,7 @@ from fairsub.domain.errors import InvalidInput
 from fairsub.domain.money import Money
 from fairsub.domain.offers import WITHDRAWAL_DAYS, WITHDRAWAL_REGIONS
 from fairsub.domain.periods import Period, Term, add_months, require_utc
+from fairsub.domain.refunding import ArrivalWindows
 
 ANY: Literal["*"] = "*"
 DAY = timedelta(days=1)
@@ -76,11 +77,12 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class RefundPolicy:
-    """Rules in order (the first that matches and holds decides), and where the statutory
-    withdrawal right applies."""
+    """Rules in order (the first that matches and holds decides), where the statutory
+    withdrawal right applies, and how long refunded money takes to arrive."""
 
     rules: tuple[Rule, ...]
     withdrawal_regions: frozenset[str] = field(default=WITHDRAWAL_REGIONS)
+    arrival: ArrivalWindows = field(default_factory=ArrivalWindows)
 
     def withdrawal_applies(self, region: str) -> bool:
         return region in self.withdrawal_regions
@@ -220,12 +222,24 @@ def _pro_rata(
         )
         return RefundDecision(RefundKind.NONE, _zero(charge), reason, None, rule=label)
     amount = Money(charge.amount.amount_minor * len(unused) // months, charge.amount.currency)
+    if amount.amount_minor == 0:
+        return _rounds_to_nothing(charge, label)
     reason = (
         f"Pro-rata refund: {len(unused)} of the {months} months paid for by {charge.event} "
         f"are unused, so {len(unused)}/{months} of {charge.amount.plain()} comes back."
     )
     deadline = unused[0] if closes is None else min(unused[0], closes)
     return RefundDecision(RefundKind.PRO_RATA, amount, reason, deadline, rule=label)
+
+
+def _rounds_to_nothing(charge: _Charge, label: str | None) -> RefundDecision:
+    """A share of a very small charge, rounded down to the minor unit, can be zero: then
+    there is no refund, and it says so (a refund of nothing is not offered)."""
+    reason = (
+        f"No refund: the unused share of {charge.amount.plain()} paid for by {charge.event} "
+        "is less than the smallest unit of the currency."
+    )
+    return RefundDecision(RefundKind.NONE, _zero(charge), reason, None, rule=label)
 
 
 def months_in(period: Period) -> int:
@@ -248,6 +262,8 @@ def _withdrawal(charge: _Charge, now: datetime, closes: datetime, waived: bool) 
     total = max(1, _days_begun(charge.period.end - charge.period.start))
     used = min(total, max(0, _days_begun(now - charge.period.start)))
     amount = Money(charge.amount.amount_minor * (total - used) // total, charge.amount.currency)
+    if amount.amount_minor == 0:
+        return _rounds_to_nothing(charge, None)
     reason = (
         f"Proportionate refund: you asked for the service to start at once and gave up a "
         f"full refund on withdrawal, so you pay for the {used} of {total} days used since "

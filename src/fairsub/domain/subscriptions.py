@@ -60,10 +60,19 @@ class Reseller:
     cancel_url: str
 
 
+class PaymentMethodKind(StrEnum):
+    """How a customer pays. A refund goes back the same way (C32), so the kind also says
+    how long the money takes to arrive (the refund policy's `[refunds.arrival]`)."""
+
+    CARD = "card"
+    SEPA_DEBIT = "sepa_debit"
+
+
 @dataclass(frozen=True, slots=True)
 class PaymentMethod:
     brand: str
     last4: str
+    kind: PaymentMethodKind = PaymentMethodKind.CARD
 
 
 @dataclass(slots=True)

@@ -23,7 +23,7 @@ from fairsub.domain.cancellations import Cancellation
 from fairsub.domain.errors import InvalidInput, InvalidTransition, NotAllowed, NotFound
 from fairsub.domain.money import Money
 from fairsub.domain.references import new_reference, normalize_reference
-from fairsub.domain.refunding import CARD_ARRIVAL, Refund, RefundKind
+from fairsub.domain.refunding import ArrivalWindow, ArrivalWindows, Refund, RefundKind
 from fairsub.domain.refunds import RefundPolicy
 from fairsub.domain.subscriptions import PaymentMethod, Status, Subscription
 from fairsub.services import audit, refunds
@@ -40,19 +40,21 @@ ENDED_WITH = frozenset({RefundKind.CANCEL_WITH_REFUND, RefundKind.WITHDRAWAL})
 @dataclass(frozen=True, slots=True)
 class CancelledWithRefund:
     """The proof and the money: the cancellation (reference, time received, end) and the
-    refund as it stands (its status and arrival window), with the card it goes back to."""
+    refund as it stands (its status and arrival window), with the card it goes back to
+    and how long a refund to it takes."""
 
     subscription: Subscription
     cancellation: Cancellation
     refund: Refund
     card: PaymentMethod | None
+    window: ArrivalWindow
 
     @property
     def arrival(self) -> tuple[datetime, datetime]:
-        """When the money should arrive: the gateway's window once sent, else an estimate."""
+        """When the money should arrive: as recorded once sent, else an estimate."""
         if self.refund.arrives_from is not None and self.refund.arrives_by is not None:
             return self.refund.arrives_from, self.refund.arrives_by
-        return CARD_ARRIVAL.for_refund(self.refund.requested_at)
+        return self.window.for_refund(self.refund.requested_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +67,10 @@ class CancelOptions:
 
 
 def _done(
-    uow: UnitOfWork, subscription: Subscription, reference: str | None = None
+    uow: UnitOfWork,
+    subscription: Subscription,
+    arrival: ArrivalWindows,
+    reference: str | None = None,
 ) -> CancelledWithRefund | None:
     """How this subscription was ended with a refund, here or by a withdrawal (the latest
     such, or the one with this reference), inside the caller's transaction."""
@@ -86,7 +91,8 @@ def _done(
         return None
     attempt = uow.billing.get_attempt(refund.charge_attempt_id)
     card = card_of(uow, subscription, attempt.payment_method_id if attempt else None)
-    return CancelledWithRefund(subscription, cancellation, refund, card)
+    window = refunds.arrival_window(uow, arrival, attempt) if attempt else arrival.card
+    return CancelledWithRefund(subscription, cancellation, refund, card, window)
 
 
 def options(
@@ -98,13 +104,15 @@ def options(
         if subscription is None:
             raise NotFound(NO_SUCH_SUBSCRIPTION)
         if subscription.status is Status.REFUNDED:
-            return CancelOptions(subscription, None, _done(uow, subscription))
+            return CancelOptions(subscription, None, _done(uow, subscription, policy.arrival))
         return CancelOptions(subscription, offer_for(uow, policy, subscription, clock.now()), None)
 
 
-def by_reference(uow: UnitOfWork, account_id: int, reference: str) -> CancelledWithRefund | None:
+def by_reference(
+    uow: UnitOfWork, account_id: int, reference: str, *, arrival: ArrivalWindows
+) -> CancelledWithRefund | None:
     """The cancel-with-refund behind a cancellation reference of this account; None for a
-    plain turn-off, an unknown reference or someone else's."""
+    plain turn-off, an unknown reference or someone else's. `arrival`: the policy's."""
     try:
         reference = normalize_reference(reference)
     except InvalidInput:
@@ -116,7 +124,7 @@ def by_reference(uow: UnitOfWork, account_id: int, reference: str) -> CancelledW
         subscription = uow.subscriptions.get(account_id, cancellation.subscription_id)
         if subscription is None:  # pragma: no cover - a cancellation has its subscription
             return None
-        return _done(uow, subscription, reference)
+        return _done(uow, subscription, arrival, reference)
 
 
 def _snapshot(subscription: Subscription) -> dict[str, Any]:
@@ -171,8 +179,7 @@ def _email(
         arrives_by=offer.arrives_by.isoformat(),
         card=f"{card.brand} ending {card.last4}" if card else None,
         refund_status=done.refund.status.value,
-        arrival_business_days=f"{CARD_ARRIVAL.earliest_business_days} to "
-        f"{CARD_ARRIVAL.latest_business_days}",
+        arrival_business_days=done.window.words,
         statement_path="/account/billing",
         confirmation_path=f"/account/cancellations/{cancellation.reference}",
     )
@@ -205,7 +212,7 @@ def cancel_with_refund(
             raise NotFound(NO_SUCH_SUBSCRIPTION)
         now = clock.now()
         if subscription.status is Status.REFUNDED:
-            first = _done(uow, subscription)
+            first = _done(uow, subscription, policy.arrival)
             if first is None:
                 raise InvalidTransition("This subscription has already ended and been refunded.")
             return first  # a double click, a reload: the first request's result
@@ -262,18 +269,24 @@ def cancel_with_refund(
             },
             reason=reason,
         )
-        done = CancelledWithRefund(subscription, cancellation, refund, card)
+        done = CancelledWithRefund(subscription, cancellation, refund, card, offer.window)
         _email(uow, account, done, offer)
         uow.commit()
-    return replace(done, refund=_send(uows, gateway, clock, refund))
+    return replace(done, refund=_send(uows, gateway, clock, policy.arrival, refund))
 
 
-def _send(uows: UnitOfWorkFactory, gateway: PaymentGateway, clock: Clock, refund: Refund) -> Refund:
+def _send(
+    uows: UnitOfWorkFactory,
+    gateway: PaymentGateway,
+    clock: Clock,
+    arrival: ArrivalWindows,
+    refund: Refund,
+) -> Refund:
     """Ask the gateway now. The cancellation is committed whatever happens here: an error
     must not tell the customer "nothing was changed", so it is logged and the refund,
     still 'requested', is left to the janitor (refunds.settle) and its same key."""
     try:
-        return refunds.send(uows, gateway, clock, refund.id)
+        return refunds.send(uows, gateway, clock, refund.id, arrival=arrival)
     except Exception:  # see the docstring: the commit already happened
         log.exception("refund_send_failed", refund=refund.id)
         return refund

@@ -26,7 +26,7 @@ from fairsub.domain.charge_cases import (
 )
 from fairsub.domain.errors import InvalidInput, NotAllowed, NotFound
 from fairsub.domain.references import new_reference
-from fairsub.domain.refunding import Refund, RefundKind
+from fairsub.domain.refunding import ArrivalWindow, ArrivalWindows, Refund, RefundKind
 from fairsub.domain.subscriptions import PaymentMethod, Subscription
 from fairsub.services import audit, refunds
 from fairsub.services.notifications import (
@@ -94,11 +94,11 @@ def _charge_facts(
 
 
 def _refund_facts(
-    refund: Refund | None, charge: refunds.PaidCharge, now: datetime
+    refund: Refund | None, charge: refunds.PaidCharge, now: datetime, window: ArrivalWindow
 ) -> dict[str, Any]:
-    """What is being refunded and when it should arrive. No refund means an earlier one
-    already returned the whole charge."""
-    arrives_from, arrives_by = refunds.expected_arrival(now)
+    """What is being refunded and when it should arrive (by the window of the payment
+    method that was charged). No refund means an earlier one returned the whole charge."""
+    arrives_from, arrives_by = window.for_refund(now)
     return {
         "refund_amount": (refund.amount if refund else charge.attempt.amount).plain(),
         "refunded_earlier": refund is None,
@@ -132,9 +132,11 @@ def open_case(
     reason: CaseReason | str,
     note: str | None = None,
     channel: str = "portal",
+    arrival: ArrivalWindows,
 ) -> ChargeCase:
     """Open a case about one of the customer's paid charges. Asking again about a charge
-    whose case is open (or that was refunded) returns that case; nothing is sent twice."""
+    whose case is open (or that was refunded) returns that case; nothing is sent twice.
+    `arrival`: the refund policy's windows, for a charge refunded at once."""
     chosen = reason if isinstance(reason, CaseReason) else parse_reason(reason)
     text = _clean_note(note)
     actor = f"customer:{account_id}"
@@ -189,10 +191,13 @@ def open_case(
                 **facts,
             )
         else:
-            case, refund = _refund_breach(uow, case, charge, breached, account, facts, now, channel)
+            window = refunds.arrival_window(uow, arrival, charge.attempt)
+            case, refund = _refund_breach(
+                uow, case, charge, breached, account, facts, now, channel, window
+            )
         uow.commit()
     if refund is not None:
-        refunds.send(uows, gateway, clock, refund.id)
+        refunds.send(uows, gateway, clock, refund.id, arrival=arrival)
     return case
 
 
@@ -205,6 +210,7 @@ def _refund_breach(
     facts: dict[str, Any],
     now: datetime,
     channel: str,
+    window: ArrivalWindow,
 ) -> tuple[ChargeCase, Refund | None]:
     """Invariant 1 broken: refund what is left of the charge, close the case as refunded
     with an alert, tell the customer, and log at ERROR once the transaction commits."""
@@ -248,7 +254,7 @@ def _refund_breach(
         turn_off_received_at=breached.received_at.isoformat(),
         resolution_note=None,
         **facts,
-        **_refund_facts(refund, charge, now),
+        **_refund_facts(refund, charge, now, window),
     )
     alert = {
         "case_id": case.id,
@@ -296,9 +302,11 @@ def resolve(
     note: str,
     actor: str,
     channel: str = "cli",
+    arrival: ArrivalWindows,
 ) -> ChargeCase:
     """Support's decision on an open case: refund what is left of the charge, or reject
-    it. Either way the customer is emailed the outcome and the note. Once only."""
+    it. Either way the customer is emailed the outcome and the note. Once only.
+    `arrival`: the refund policy's windows."""
     text = _clean_note(note)
     if not text:
         raise InvalidInput("Give a note: it is the reason the customer is sent.")
@@ -360,7 +368,9 @@ def resolve(
                 turn_off_reference=None,
                 turn_off_received_at=None,
                 **facts,
-                **_refund_facts(sent, charge, now),
+                **_refund_facts(
+                    sent, charge, now, refunds.arrival_window(uow, arrival, charge.attempt)
+                ),
             )
         else:
             enqueue(
@@ -373,7 +383,7 @@ def resolve(
             )
         uow.commit()
     if sent is not None:
-        refunds.send(uows, gateway, clock, sent.id)
+        refunds.send(uows, gateway, clock, sent.id, arrival=arrival)
     return closed
 
 

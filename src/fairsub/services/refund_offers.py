@@ -2,7 +2,8 @@
 
 Read-only. The offer is the refund policy's decision (domain.refunds) for the charge that
 paid for the current period, the only one that ending the service now can concern, with
-the card it would go back to and when it should arrive if sent now. Where no refund is
+the card it would go back to and when it should arrive if sent now (the arrival window of
+that card's kind of payment method, from the policy). Where no refund is
 possible (a trial, an unpaid or in-flight renewal, no payment on record, or the policy
 gives none) the offer says why in one sentence.
 """
@@ -16,6 +17,7 @@ from fairsub.domain.billing import InvoiceKind
 from fairsub.domain.errors import NotFound
 from fairsub.domain.money import Money
 from fairsub.domain.periods import Period
+from fairsub.domain.refunding import ArrivalWindow
 from fairsub.domain.refunds import ChargeKind, RefundDecision, RefundPolicy, decide
 from fairsub.domain.refunds import RefundKind as Outcome
 from fairsub.domain.subscriptions import PaymentMethod, Status, Subscription
@@ -37,8 +39,16 @@ class RefundOffer:
     charge: refunds.PaidCharge | None
     card: PaymentMethod | None  # where the money would go back (C32)
     decided_at: datetime
-    arrives_from: datetime  # if the refund were sent now
-    arrives_by: datetime
+    window: ArrivalWindow  # how long a refund to that payment method takes
+
+    @property
+    def arrives_from(self) -> datetime:
+        """If the refund were sent now."""
+        return self.window.for_refund(self.decided_at)[0]
+
+    @property
+    def arrives_by(self) -> datetime:
+        return self.window.for_refund(self.decided_at)[1]
 
     @property
     def allowed(self) -> bool:
@@ -65,10 +75,13 @@ class RefundOffer:
         return self.decision.kind is Outcome.FULL
 
 
-def _no(subscription: Subscription, now: datetime, reason: str) -> RefundOffer:
+def _no(
+    policy: RefundPolicy, subscription: Subscription, now: datetime, reason: str
+) -> RefundOffer:
     nothing = RefundDecision(Outcome.NONE, Money.zero(subscription.price.currency), reason, None)
-    arrival = refunds.expected_arrival(now)
-    return RefundOffer(subscription.id, nothing, None, subscription.payment_method, now, *arrival)
+    card = subscription.payment_method
+    window = policy.arrival.for_kind(card.kind if card else None)
+    return RefundOffer(subscription.id, nothing, None, card, now, window)
 
 
 def _obstacle(uow: UnitOfWork, subscription: Subscription, now: datetime) -> str | None:
@@ -123,19 +136,20 @@ def offer_for(
         return None
     obstacle = _obstacle(uow, subscription, now)
     if obstacle is not None:
-        return _no(subscription, now, obstacle)
+        return _no(policy, subscription, now, obstacle)
     paid = refunds.paid_charges(uow, subscription.account_id, subscription.id)
     charge = paid[0] if paid else None
     if charge is None or charge.invoice.period_start != subscription.period.start:
         return _no(
+            policy,
             subscription,
             now,
             "No refund: there is no payment on record for the current period of this subscription.",
         )
     decision = _decide(uow, policy, subscription, charge, now)
     card = card_of(uow, subscription, charge.attempt.payment_method_id)
-    arrival = refunds.expected_arrival(now)
-    return RefundOffer(subscription.id, decision, charge, card, now, *arrival)
+    window = refunds.arrival_window(uow, policy.arrival, charge.attempt)
+    return RefundOffer(subscription.id, decision, charge, card, now, window)
 
 
 def refund_offer(

@@ -8,7 +8,9 @@ the explanation says so. "Already refunded" is every refund recorded against the
 that has not failed (services.refunds), as of now; for an assumed charge there are no
 refund rows, so it is the whole charge if the subscription's status is refunded, else
 nothing. The C27 waiver is not read from the consent yet: without it the statutory
-right stays whole, which can only give the customer more.
+right stays whole, which can only give the customer more. `arrival` is how long a refund
+of the charge takes: the window of the payment method that paid it (for an assumed charge,
+the subscription's), from the policy's `[refunds.arrival]`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from fairsub.domain.billing import InvoiceKind
 from fairsub.domain.errors import NotFound
 from fairsub.domain.money import Money
 from fairsub.domain.periods import Period, require_utc
+from fairsub.domain.refunding import ArrivalWindow
 from fairsub.domain.refunds import ChargeKind, RefundDecision, RefundKind, RefundPolicy, decide
 from fairsub.domain.subscriptions import Status, Subscription
 from fairsub.services import refunds
@@ -44,6 +47,14 @@ class Explanation:
     charge: ChargeOnRecord | None  # None: nothing was charged, or bought through a reseller
     withdrawal_region: bool
     decision: RefundDecision
+    arrival: ArrivalWindow | None = None  # None when there is no charge
+
+
+def _recorded_arrival(
+    uow: UnitOfWork, policy: RefundPolicy, paid: list[PaidCharge]
+) -> dict[int, ArrivalWindow]:
+    """Each paid invoice's arrival window, by invoice number."""
+    return {c.invoice.number: refunds.arrival_window(uow, policy.arrival, c.attempt) for c in paid}
 
 
 def _recorded(charge: PaidCharge) -> ChargeOnRecord:
@@ -98,6 +109,7 @@ def explain(
             if invoice.subscription_id == subscription_id
         }
         paid = refunds.paid_charges(uow, subscription.account_id, subscription_id)
+        windows = _recorded_arrival(uow, policy, paid)
     withdrawal = policy.withdrawal_applies(subscription.region)
     if subscription.reseller is not None:
         reseller = subscription.reseller
@@ -126,4 +138,9 @@ def explain(
         now=at,
         eu_or_uk=withdrawal,
     )
-    return Explanation(subscription, at, charge, withdrawal, decision)
+    if charge.invoice_number is not None:
+        arrival = windows[charge.invoice_number]
+    else:
+        method = subscription.payment_method
+        arrival = policy.arrival.for_kind(method.kind if method else None)
+    return Explanation(subscription, at, charge, withdrawal, decision, arrival)

@@ -4,6 +4,10 @@ The use cases that decide to refund (cancel with refund, EU withdrawal, a charge
 call `request` inside their own transaction, commit, then call `send`. A crash in
 between leaves a 'requested' refund that the janitor (`settle`) sends later under the
 same idempotency key; a lost answer becomes 'unknown' and is asked again the same way.
+
+When the money should arrive depends on the payment method that was charged (its kind's
+window in the refund policy, `[refunds.arrival]`); the window is recorded when the gateway
+accepts the refund, and estimated from when it was requested until then.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from datetime import datetime, timedelta
 from fairsub.domain.billing import AttemptStatus, Invoice, PaymentAttempt
 from fairsub.domain.errors import NotAllowed
 from fairsub.domain.money import Money
-from fairsub.domain.refunding import CARD_ARRIVAL, Refund, RefundKind, refund_key
+from fairsub.domain.refunding import ArrivalWindow, ArrivalWindows, Refund, RefundKind, refund_key
+from fairsub.domain.subscriptions import PaymentMethodKind
 from fairsub.services import audit
 from fairsub.services.ports import (
     Clock,
@@ -109,12 +114,39 @@ def request(
     return refund
 
 
-def send(uows: UnitOfWorkFactory, gateway: PaymentGateway, clock: Clock, refund_id: int) -> Refund:
-    """Ask the gateway to pay a committed refund, and record the answer."""
+def method_kind(
+    uow: UnitOfWork, account_id: int, payment_method_id: int | None
+) -> PaymentMethodKind | None:
+    """The kind of this account's payment method; None if the charge names none."""
+    for method_id, method, _ in uow.payment_methods.for_account(account_id):
+        if method_id == payment_method_id:
+            return method.kind
+    return None
+
+
+def arrival_window(
+    uow: UnitOfWork, arrival: ArrivalWindows, charge: PaymentAttempt
+) -> ArrivalWindow:
+    """How long a refund of this charge takes: the window of the payment method that was
+    charged, which the refund goes back to (C32); the card's if the charge names none."""
+    return arrival.for_kind(method_kind(uow, charge.account_id, charge.payment_method_id))
+
+
+def send(
+    uows: UnitOfWorkFactory,
+    gateway: PaymentGateway,
+    clock: Clock,
+    refund_id: int,
+    *,
+    arrival: ArrivalWindows,
+) -> Refund:
+    """Ask the gateway to pay a committed refund, and record the answer (and, if it was
+    accepted, when the money should arrive)."""
     with uows().read() as uow:
         refund = uow.refunds.get(refund_id)
         charge = uow.billing.get_attempt(refund.charge_attempt_id) if refund else None
-    if refund is None or charge is None or charge.gateway_ref is None:
+        window = arrival_window(uow, arrival, charge) if charge else None
+    if refund is None or charge is None or window is None or charge.gateway_ref is None:
         raise LookupError(f"refund {refund_id} or its charge is missing")
     try:
         result = gateway.refund(refund.idempotency_key, charge.gateway_ref, refund.amount)
@@ -126,7 +158,7 @@ def send(uows: UnitOfWorkFactory, gateway: PaymentGateway, clock: Clock, refund_
         now = clock.now()
         with uows().write() as uow:
             if result.succeeded:
-                arrives_from, arrives_by = CARD_ARRIVAL.for_refund(now)
+                arrives_from, arrives_by = window.for_refund(now)
                 changed = uow.refunds.record_sent(
                     refund.id, now, result.gateway_ref, arrives_from, arrives_by
                 )
@@ -152,20 +184,22 @@ def send(uows: UnitOfWorkFactory, gateway: PaymentGateway, clock: Clock, refund_
     return final
 
 
-def settle(uows: UnitOfWorkFactory, gateway: PaymentGateway, clock: Clock, limit: int = 200) -> int:
+def settle(
+    uows: UnitOfWorkFactory,
+    gateway: PaymentGateway,
+    clock: Clock,
+    *,
+    arrival: ArrivalWindows,
+    limit: int = 200,
+) -> int:
     """The janitor for refunds: send again, under the same key, every refund with no
     answer, and mark as arrived those whose arrival window has passed."""
     now = clock.now()
     with uows().read() as uow:
         pending = uow.refunds.unsettled(now - RESEND_AFTER, limit)
     for refund in pending:
-        send(uows, gateway, clock, refund.id)
+        send(uows, gateway, clock, refund.id, arrival=arrival)
     with uows().write() as uow:
         uow.refunds.mark_arrived(now)
         uow.commit()
     return len(pending)
-
-
-def expected_arrival(now: datetime) -> tuple[datetime, datetime]:
-    """What to promise before the gateway has answered: cards take 5-10 business days."""
-    return CARD_ARRIVAL.for_refund(now)

@@ -3,7 +3,9 @@
 Read-only. A statement line is one payment attempt (what the gateway was asked, and what
 it answered), or an invoice nothing was ever attempted for. A refund is a line of its own
 kind (LineKind.REFUND): a negative amount against the receipt it returns, with its state
-and when it should arrive; refunds never exceed the charge (services.refunds.request).
+and when it should arrive (for one not sent yet, the arrival window of the payment method
+that was charged, from the refund policy, counted from when it was requested); refunds
+never exceed the charge (services.refunds.request).
 Dates and money stay typed here: the portal formats them for the reader.
 """
 
@@ -23,8 +25,8 @@ from fairsub.domain.billing import (
 from fairsub.domain.errors import NotFound
 from fairsub.domain.money import Money
 from fairsub.domain.periods import Period
-from fairsub.domain.refunding import CARD_ARRIVAL, Refund, RefundStatus
-from fairsub.domain.subscriptions import PaymentMethod, Subscription
+from fairsub.domain.refunding import ArrivalWindow, ArrivalWindows, Refund, RefundStatus
+from fairsub.domain.subscriptions import PaymentMethod, PaymentMethodKind, Subscription
 from fairsub.services.ports import UnitOfWork
 
 NO_SUCH_RECEIPT = "There is no receipt with that number on your account."
@@ -215,10 +217,12 @@ REFUND_STATUS = {
 }
 
 
-def _refund_line(refund: Refund, invoice: Invoice, charged: Charged) -> StatementLine:
+def _refund_line(
+    refund: Refund, invoice: Invoice, charged: Charged, window: ArrivalWindow
+) -> StatementLine:
     arrives_from, arrives_by = refund.arrives_from, refund.arrives_by
     if arrives_from is None or arrives_by is None:
-        arrives_from, arrives_by = CARD_ARRIVAL.for_refund(refund.requested_at)
+        arrives_from, arrives_by = window.for_refund(refund.requested_at)
     return StatementLine(
         LineKind.REFUND,
         refund.requested_at,
@@ -233,11 +237,35 @@ def _refund_line(refund: Refund, invoice: Invoice, charged: Charged) -> Statemen
     )
 
 
+def _windows(
+    ledger: list[tuple[Invoice, list[PaymentAttempt]]],
+    kinds: dict[int, PaymentMethodKind],
+    arrival: ArrivalWindows,
+) -> dict[int, ArrivalWindow]:
+    """Each charge's arrival window: that of the payment method it was paid with."""
+    return {
+        attempt.id: arrival.for_kind(
+            kinds.get(attempt.payment_method_id) if attempt.payment_method_id else None
+        )
+        for _, attempts in ledger
+        for attempt in attempts
+    }
+
+
 def _refund_lines(
-    refunds: list[Refund], invoices: dict[int, Invoice], subscriptions: dict[int, Subscription]
+    refunds: list[Refund],
+    invoices: dict[int, Invoice],
+    subscriptions: dict[int, Subscription],
+    windows: dict[int, ArrivalWindow],
+    arrival: ArrivalWindows,
 ) -> list[StatementLine]:
     return [
-        _refund_line(r, invoices[r.invoice_id], _charged(invoices[r.invoice_id], subscriptions))
+        _refund_line(
+            r,
+            invoices[r.invoice_id],
+            _charged(invoices[r.invoice_id], subscriptions),
+            windows.get(r.charge_attempt_id, arrival.card),
+        )
         for r in refunds
         if r.invoice_id in invoices
     ]
@@ -248,17 +276,24 @@ def _newest_first(line: StatementLine) -> tuple[datetime, int, bool, int]:
     return (line.at, line.invoice_number, line.is_refund, line.attempt_no)
 
 
-def statement(uow: UnitOfWork, account_id: int) -> list[StatementLine]:
-    """Every charge and refund on the account, newest first."""
+def _kinds(uow: UnitOfWork, account_id: int) -> dict[int, PaymentMethodKind]:
+    return {id_: method.kind for id_, method, _ in uow.payment_methods.for_account(account_id)}
+
+
+def statement(uow: UnitOfWork, account_id: int, *, arrival: ArrivalWindows) -> list[StatementLine]:
+    """Every charge and refund on the account, newest first. `arrival`: the refund
+    policy's arrival windows, for refunds not sent yet."""
     with uow.read():
         ledger = uow.billing.statement(account_id)
         subscriptions = {s.id: s for s in uow.subscriptions.for_account(account_id)}
         refunds = uow.refunds.for_account(account_id)
+        kinds = _kinds(uow, account_id) if refunds else {}
     lines = [
         line for invoice, attempts in ledger for line in _lines(invoice, attempts, subscriptions)
     ]
     invoices = {invoice.id: invoice for invoice, _ in ledger}
-    lines += _refund_lines(refunds, invoices, subscriptions)
+    windows = _windows(ledger, kinds, arrival)
+    lines += _refund_lines(refunds, invoices, subscriptions, windows, arrival)
     lines.sort(key=_newest_first, reverse=True)
     return lines
 
@@ -278,9 +313,11 @@ def _receipt_status(
     return status, reason, latest
 
 
-def receipt(uow: UnitOfWork, account_id: int, invoice_number: int) -> Receipt:
-    """One invoice of this account as a receipt. Someone else's number and a number that
-    does not exist are the same NotFound."""
+def receipt(
+    uow: UnitOfWork, account_id: int, invoice_number: int, *, arrival: ArrivalWindows
+) -> Receipt:
+    """One invoice of this account as a receipt, with its refunds. Someone else's number
+    and a number that does not exist are the same NotFound."""
     with uow.read():
         account = uow.accounts.get(account_id)
         found = next(
@@ -295,6 +332,7 @@ def receipt(uow: UnitOfWork, account_id: int, invoice_number: int) -> Receipt:
             raise NotFound(NO_SUCH_RECEIPT)
         subscriptions = {s.id: s for s in uow.subscriptions.for_account(account_id)}
         cards = {id_: card for id_, card, _ in uow.payment_methods.for_account(account_id)}
+        kinds = {id_: card.kind for id_, card in cards.items()}
         refunds = [r for r in uow.refunds.for_account(account_id) if r.invoice_id == found[0].id]
     invoice, attempts = found
     status, reason, deciding = _receipt_status(invoice, attempts)
@@ -311,5 +349,13 @@ def receipt(uow: UnitOfWork, account_id: int, invoice_number: int) -> Receipt:
         reason=reason,
         card=cards.get(card_id) if card_id is not None else None,
         payment_reference=deciding.gateway_ref if status is LineStatus.PAID and deciding else None,
-        refunds=tuple(_refund_lines(refunds, {invoice.id: invoice}, subscriptions)),
+        refunds=tuple(
+            _refund_lines(
+                refunds,
+                {invoice.id: invoice},
+                subscriptions,
+                _windows([found], kinds, arrival),
+                arrival,
+            )
+        ),
     )

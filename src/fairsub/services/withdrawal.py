@@ -135,7 +135,7 @@ def withdraw(
             refund_ids = _withdraw(uow, policy, *found, declared, now, client)
         uow.commit()
     for refund_id in refund_ids:
-        send = partial(refunds.send, uows, gateway, clock, refund_id)
+        send = partial(refunds.send, uows, gateway, clock, refund_id, arrival=policy.arrival)
         if defer is None:
             send()
         else:
@@ -280,7 +280,7 @@ def _withdraw(
         },
         reason=declared.reason or None,
     )
-    _acknowledge(uow, account, subscription, decided, declaration, reference, waived, now)
+    _acknowledge(uow, policy, account, subscription, decided, declaration, reference, waived, now)
     return refund_ids
 
 
@@ -312,6 +312,7 @@ def _decide(
 
 def _acknowledge(
     uow: UnitOfWork,
+    policy: RefundPolicy,
     account: Account,
     subscription: Subscription,
     decided: list[tuple[refunds.PaidCharge, RefundDecision]],
@@ -332,6 +333,8 @@ def _acknowledge(
         for method_id, card, _ in uow.payment_methods.for_account(account.id)
         if method_id in charged_to
     ]
+    # By the payment method charged: 'usually within 5 to 10 business days'.
+    windows = {refunds.arrival_window(uow, policy.arrival, c.attempt).words for c, _ in decided}
     enqueue(
         uow,
         WITHDRAWAL_RECEIVED,
@@ -354,5 +357,6 @@ def _acknowledge(
         waived_full_refund=waived,
         card=", ".join(cards) or None,
         refund_by=(now + REFUND_DUE_WITHIN).isoformat(),
+        arrival_business_days=" or ".join(sorted(windows)) or None,
         subscription_path=f"/account/subscriptions/{subscription.id}",
     )

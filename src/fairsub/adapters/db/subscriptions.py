@@ -20,7 +20,13 @@ from fairsub.domain.cancellations import Cancellation
 from fairsub.domain.catalog import Catalog
 from fairsub.domain.money import Money
 from fairsub.domain.periods import Period, Term
-from fairsub.domain.subscriptions import PaymentMethod, Reseller, Status, Subscription
+from fairsub.domain.subscriptions import (
+    PaymentMethod,
+    PaymentMethodKind,
+    Reseller,
+    Status,
+    Subscription,
+)
 from fairsub.services.ports import NewSubscription, StoredCard
 
 s, p, pr, pm = subscriptions, plans, products, payment_methods
@@ -33,6 +39,7 @@ _SUBSCRIPTION_VIEW = (
         pr.c.name.label("product_name"),
         pm.c.brand,
         pm.c.last4,
+        pm.c.kind.label("payment_method_kind"),
     )
     .join(p, p.c.code == s.c.plan_code)
     .join(pr, pr.c.code == p.c.product_code)
@@ -54,7 +61,11 @@ def _subscription(row: Row) -> Subscription:  # type: ignore[type-arg]
         period=Period(row.period_start, row.period_end),
         started_at=row.started_at,
         trial_ends_at=row.trial_ends_at,
-        payment_method=PaymentMethod(row.brand, row.last4) if row.brand else None,
+        payment_method=(
+            PaymentMethod(row.brand, row.last4, PaymentMethodKind(row.payment_method_kind))
+            if row.brand
+            else None
+        ),
         reseller=(
             Reseller(row.reseller_name, row.reseller_order, row.reseller_cancel_url)
             if row.reseller_name
@@ -252,6 +263,7 @@ class SqlPaymentMethods:
                 token=card.token,
                 gateway=gateway,
                 created_at=created_at,
+                kind=PaymentMethodKind.CARD.value,  # what a gateway stores is a card
             )
         )
         return new_id(result)
@@ -261,7 +273,10 @@ class SqlPaymentMethods:
         rows = self._c.execute(
             select(t).where(t.c.account_id == account_id).order_by(t.c.id.desc())
         )
-        return [(row.id, PaymentMethod(row.brand, row.last4), row.expires) for row in rows]
+        return [
+            (row.id, PaymentMethod(row.brand, row.last4, PaymentMethodKind(row.kind)), row.expires)
+            for row in rows
+        ]
 
     def use_for_subscriptions(self, account_id: int, payment_method_id: int) -> list[int]:
         query = select(s.c.id).where(s.c.account_id == account_id, s.c.reseller_name.is_(None))

@@ -100,6 +100,8 @@ payment_methods = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("gateway", String(20), nullable=False, server_default="sandbox"),
     Column("token", String(200), nullable=True),
+    # domain.subscriptions.PaymentMethodKind: how long a refund to it takes to arrive
+    Column("kind", String(20), nullable=False, server_default="card"),
 )
 
 subscriptions = Table(

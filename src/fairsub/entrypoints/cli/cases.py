@@ -93,6 +93,7 @@ def resolve(
             refund=refund,
             note=note,
             actor=_operator(),
+            arrival=container.refund_policy().arrival,
         )
         done = "refunded to the original card" if refund else "rejected"
         out.print(f"Case {case.id} ({case.reference}) {done}; the customer has been emailed.")

@@ -10,7 +10,7 @@ import typer
 
 from fairsub.adapters.policy_file import load_policy
 from fairsub.domain.errors import InvalidInput
-from fairsub.domain.refund_rules import describe
+from fairsub.domain.refund_rules import describe, describe_arrival
 from fairsub.domain.refunds import RefundKind
 from fairsub.entrypoints.cli.common import fail, opened, out
 from fairsub.services import refund_policy
@@ -28,7 +28,8 @@ def check(
     file: Annotated[Path, typer.Argument(help="The catalog TOML with a refunds section.")],
 ) -> None:
     """Validate the refund policy (the refunds section) in FILE; on a problem, print
-    FILE:LINE and what is wrong, and exit 2. Lists the rules in the order they are tried."""
+    FILE:LINE and what is wrong, and exit 2. Lists the rules in the order they are tried,
+    and how long a refund takes to arrive by payment method."""
     try:
         policy = load_policy(file)
     except InvalidInput as error:
@@ -41,6 +42,9 @@ def check(
     for index, rule in enumerate(policy.rules):
         _say(f"  {policy.label(index)}: {describe(rule)}")
     _say("  anything else: no refund (beyond the statutory withdrawal)")
+    _say("Refunds reach the customer, by payment method:")
+    for line in describe_arrival(policy.arrival):
+        _say(f"  {line}")
 
 
 def _moment(text: str) -> datetime:
@@ -94,6 +98,8 @@ def _print(found: Explanation, asked_now: bool) -> None:
     else:
         _say("Deadline:   none")
     _say(f"Rule:       {decision.rule or 'none of the rules'}")
+    if found.arrival is not None and decision.kind is not RefundKind.NONE:
+        _say(f"Arrives:    {found.arrival.words} business days after the refund is sent")
     if decision.statutory:
         law = "yes — the 14-day right of withdrawal requires at least this"
     elif found.withdrawal_region:

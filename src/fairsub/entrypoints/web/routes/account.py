@@ -92,7 +92,9 @@ def cancellation_text(
     subscription, _ = subscriptions.get_subscription(
         app.uows(), customer.id, cancellation.subscription_id
     )
-    refunded = cancel_refund.by_reference(app.uows(), customer.id, cancellation.reference)
+    refunded = cancel_refund.by_reference(
+        app.uows(), customer.id, cancellation.reference, arrival=app.refund_policy().arrival
+    )
     page = render(
         request,
         "refund_confirmation.txt" if refunded else "cancellation.txt",
@@ -114,7 +116,9 @@ def cancellation_page(
     subscription, _ = subscriptions.get_subscription(
         app.uows(), customer.id, cancellation.subscription_id
     )
-    refunded = cancel_refund.by_reference(app.uows(), customer.id, cancellation.reference)
+    refunded = cancel_refund.by_reference(
+        app.uows(), customer.id, cancellation.reference, arrival=app.refund_policy().arrival
+    )
     return render(
         request,
         "refund_confirmation.html" if refunded else "cancellation.html",

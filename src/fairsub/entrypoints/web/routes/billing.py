@@ -13,7 +13,7 @@ router = APIRouter(prefix="/account/billing")
 
 @router.get("")
 def statement_page(request: Request, app: ContainerDep, customer: CurrentCustomer) -> Response:
-    lines = statements.statement(app.uows(), customer.id)
+    lines = statements.statement(app.uows(), customer.id, arrival=app.refund_policy().arrival)
     questions = case_views.customer_cases(app.uows(), customer.id)  # each charge's case, if any
     return render(request, "statement.html", account=customer, lines=lines, cases=questions)
 
@@ -24,7 +24,7 @@ def receipt_text(
     request: Request, app: ContainerDep, customer: CurrentCustomer, number: int
 ) -> Response:
     """The receipt as a file the customer can keep, with no JavaScript needed."""
-    found = statements.receipt(app.uows(), customer.id, number)
+    found = statements.receipt(app.uows(), customer.id, number, arrival=app.refund_policy().arrival)
     page = render(
         request, "receipt.txt", account=customer, receipt=found, portal=app.settings.base_url
     )
@@ -37,5 +37,5 @@ def receipt_text(
 def receipt_page(
     request: Request, app: ContainerDep, customer: CurrentCustomer, number: int
 ) -> Response:
-    found = statements.receipt(app.uows(), customer.id, number)
+    found = statements.receipt(app.uows(), customer.id, number, arrival=app.refund_policy().arrival)
     return render(request, "receipt.html", account=customer, receipt=found)

@@ -69,6 +69,7 @@ def ask(
             charge_attempt_id=attempt_id,
             reason=reason,
             note=note,
+            arrival=app.refund_policy().arrival,
         )
     except InvalidInput as error:
         return _form(
