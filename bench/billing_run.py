@@ -23,13 +23,16 @@ script starts with initdb/pg_ctl on a free port on 127.0.0.1 and stops at the en
    - baseline: a plain-SQL two-phase loop (one DBAPI connection, SQL written out) doing
      the minimum honest work on fairsub's schema: claim a batch (the same due/lease/in-
      flight predicate as fairsub; FOR UPDATE SKIP LOCKED on PostgreSQL; BEGIN IMMEDIATE on
-     SQLite), reserve invoice numbers, insert invoices and 'sending' attempts, commit; charge
+     SQLite), reserve invoice numbers, insert invoices and 'sending' attempts (one multi-row
+     INSERT each), commit; charge
      each through the same SandboxGateway with the same idempotency key; then record every
      answer in one transaction (attempt, invoice, subscription: executemany). No audit
      event, no outbox email;
    - fairsub: services.billing.renew_due(uows, gateway, clock, batch=, in_flight=) on N/10
      and on N (zero latency), and on the latency data set with --latency-ms and
-     --in-flight (beside the baseline with the same threads).
+     --in-flight (beside the baseline with the same threads);
+   - on PostgreSQL, also --workers processes (default 2) renewing the same N at once,
+     started together, beside the single worker: several workers must be faster than one.
 3. after each run (not timed) it checks that every due subscription was renewed exactly
    once: paid invoices == distinct subscriptions paid == succeeded attempts == all attempts
    == sandbox charges == subscriptions whose period moved on == N.
@@ -416,6 +419,15 @@ class PlainSql:
         self.cursor.executemany(self._sql(sql), rows)
         return int(self.cursor.rowcount)
 
+    def insert_rows(self, table: str, columns: str, rows: list[tuple[Any, ...]]) -> None:
+        """One multi-row INSERT ... VALUES (...), (...): one round trip and one statement
+        for the server to plan, as fairsub's SQLAlchemy engine sends them."""
+        if not rows:
+            return
+        values = ", ".join(["(" + ", ".join("?" * len(rows[0])) + ")"] * len(rows))
+        params = [value for row in rows for value in row]
+        self.execute(f"INSERT INTO {table} ({columns}) VALUES {values}", params)
+
     def to_db(self, moment: datetime | None) -> Any:
         """fairsub's UtcDateTime on SQLite: naive UTC text, as SQLAlchemy writes it."""
         if moment is None or self.postgres:
@@ -513,10 +525,10 @@ def _baseline_claim(db: PlainSql, now: datetime, batch: int) -> tuple[list[_Char
             (number + offset, account, sid, InvoiceKind.RENEWAL.value, db.to_db(period.start),
              db.to_db(period.end), price, currency, InvoiceStatus.OPEN.value, at)
         )  # fmt: skip
-    db.executemany(
-        "INSERT INTO invoices (number, account_id, subscription_id, kind, period_start, "
-        "period_end, amount_minor, currency, status, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    db.insert_rows(
+        "invoices",
+        "number, account_id, subscription_id, kind, period_start, period_end, amount_minor, "
+        "currency, status, created_at",
         invoices,
     )
     invoice_ids = dict(
@@ -547,10 +559,10 @@ def _baseline_claim(db: PlainSql, now: datetime, batch: int) -> tuple[list[_Char
                 f"Renewal, invoice {invoice_number}",
             )
         )
-    db.executemany(
-        "INSERT INTO payment_attempts (account_id, invoice_id, subscription_id, attempt_no, "
-        "idempotency_key, amount_minor, currency, payment_method_id, payment_token, status, "
-        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    db.insert_rows(
+        "payment_attempts",
+        "account_id, invoice_id, subscription_id, attempt_no, idempotency_key, amount_minor, "
+        "currency, payment_method_id, payment_token, status, created_at",
         attempts,
     )
     db.commit()
@@ -680,6 +692,7 @@ class Job:
     batch: int = 200
     pg_pid: int | None = None
     profile_path: str | None = None  # cProfile the run (and count SQL statements)
+    workers: int = 1  # processes renewing the same database at once
 
 
 @dataclass
@@ -774,8 +787,10 @@ def _count_statements(engine: Engine) -> dict[str, int]:
     return counted
 
 
-def run_job(job: Job) -> dict[str, Any]:
-    """One measured run, in its own (spawned) process."""
+def run_job(job: Job, start: Any = None) -> dict[str, Any]:
+    """One measured run, in its own (spawned) process. With `start` (a barrier shared by
+    several workers) it waits for the others before measuring, and leaves the check of the
+    result to the parent, which runs it once all have finished."""
     clock = SystemClock()
     gateway = SandboxGateway(Path(job.ledger), clock, latency=job.latency)
     container: Container | None = None
@@ -795,6 +810,8 @@ def run_job(job: Job) -> dict[str, Any]:
     cpu0 = usage.ru_utime + usage.ru_stime
     machine0 = machine_busy_seconds()
     pg0 = cpu_seconds(job.pg_pid, children=True) if job.pg_pid else 0.0
+    if start is not None:
+        start.wait()
     began = time.perf_counter()
     if profiler:
         profiler.enable()
@@ -836,7 +853,7 @@ def run_job(job: Job) -> dict[str, Any]:
         profiler.dump_stats(job.profile_path)
     if counted is not None:
         statements = counted["statements"]
-    check = _verify(job, started_at)
+    check = _verify(job, started_at) if start is None else {}
     if container is not None:
         container.close()
     gateway.close()
@@ -894,9 +911,54 @@ def _verify(job: Job, started_at: datetime) -> dict[str, int]:
 
 
 def in_child(job: Job) -> Result:
+    if job.workers > 1:
+        return in_children(job)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
         return Result(**pool.submit(run_job, job).result())
+
+
+def _worker_main(job: Job, start: Any, results: Any) -> None:
+    results.put(run_job(job, start))
+
+
+def in_children(job: Job) -> Result:
+    """`job.workers` processes renewing one database at once, started together: the
+    figures are for all of them (renewals summed over the longest wall time; CPU summed,
+    PostgreSQL's counted once)."""
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(job.workers)
+    results = context.Queue()
+    started_at = datetime.now(UTC)
+    processes = [
+        context.Process(target=_worker_main, args=(job, start, results)) for _ in range(job.workers)
+    ]
+    for process in processes:
+        process.start()
+    parts = [Result(**results.get()) for _ in processes]
+    for process in processes:
+        process.join()
+    summary: dict[str, int] = {}
+    for part in parts:
+        for name, value in part.summary.items():
+            summary[name] = summary.get(name, 0) + value
+    return Result(
+        label=job.label,
+        kind=job.kind,
+        n=job.n,
+        in_flight=job.in_flight,
+        latency=job.latency,
+        seconds=max(p.seconds for p in parts),
+        cpu_self=sum(p.cpu_self for p in parts),
+        cpu_pg=max(p.cpu_pg for p in parts),
+        cpu_machine=max(p.cpu_machine for p in parts),
+        rss_start_kib=min(p.rss_start_kib for p in parts),
+        hwm_kib=max(p.hwm_kib for p in parts),
+        done=sum(p.done for p in parts),
+        summary=summary,
+        check=_verify(job, started_at),
+        statements=sum(p.statements or 0 for p in parts) or None,
+    )
 
 
 # --------------------------------------------------------------------------- one database
@@ -958,6 +1020,14 @@ def run_database(
     measure("baseline", "baseline", "large", "baseline: plain SQL")
     measure("fairsub-small", "fairsub", "small", "fairsub renew_due, N/10")
     measure("fairsub", "fairsub", "large", "fairsub renew_due")
+    if db.postgres is not None and args.workers > 1:
+        measure(
+            "fairsub-workers",
+            "fairsub",
+            "large",
+            f"fairsub renew_due, {args.workers} workers",
+            workers=args.workers,
+        )
     measure(
         "baseline-latency",
         "baseline",
@@ -1051,7 +1121,17 @@ def targets(report: Report, args: argparse.Namespace) -> list[tuple[str, str, bo
                 extra <= FLAT_SLACK_MIB,
             )
         )
-    for key in ("fairsub-small", "fairsub", "fairsub-latency", "baseline", "baseline-latency"):
+    workers = r.get("fairsub-workers")
+    if fairsub and workers and fairsub.rate > 0:
+        found.append(
+            (
+                f"{args.workers} workers faster than one",
+                f"{workers.rate / fairsub.rate:.2f}x ({workers.rate:,.0f}/s)",
+                workers.rate > fairsub.rate,
+            )
+        )
+    keys = ("fairsub-small", "fairsub", "fairsub-workers", "fairsub-latency", "baseline")
+    for key in (*keys, "baseline-latency"):
         result = r.get(key)
         if result is not None:
             found.append(
@@ -1096,6 +1176,7 @@ def print_report(report: Report, args: argparse.Namespace) -> None:
     baselines = {
         "fairsub": "baseline",
         "fairsub-small": "baseline",
+        "fairsub-workers": "baseline",
         "fairsub-latency": "baseline-latency",
     }
     for key, result in report.results.items():
@@ -1207,6 +1288,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--latency-n", type=int, default=None, help="due subscriptions in the latency run "
         "(default 2,000; 640 with --quick)"
     )  # fmt: skip
+    parser.add_argument(
+        "--workers", type=int, default=2, help="worker processes in the PostgreSQL multi-worker run"
+    )
     parser.add_argument("--skip-postgres", action="store_true", help="SQLite only")
     parser.add_argument("--skip-sqlite", action="store_true", help="PostgreSQL only")
     parser.add_argument(

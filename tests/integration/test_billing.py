@@ -120,6 +120,36 @@ def test_turn_off_that_loses_the_race_says_which_period_is_charged(
     assert len(gateway_of(container).charges) == 1
 
 
+def test_turn_off_that_loses_the_race_to_a_declined_charge_corrects_the_end_date(
+    container: Container, clock: FakeClock, mailer: FakeMailer
+) -> None:
+    """C13: the confirmation promised the period being charged; the charge failed, so the
+    service ends when the paid period did, and the customer hears so, same reference."""
+    data = seeded(container)
+    only(container, data.monthly)
+    card(container, data.monthly.id, "tok_decline_1")
+    paid_until = data.monthly.period.end
+    clock.set(paid_until + timedelta(minutes=1))
+    work, _ = billing._claim(container.uows, clock, 10)
+
+    cancellation = turn_off(container, data.alex, data.monthly)
+    assert cancellation.ends_at > paid_until  # what the customer was first told
+    outcomes = billing._charge_all(container.gateway, work, 1)
+    summary = billing._record(container.uows, clock, work, outcomes, billing.DunningPolicy())
+
+    assert summary.declined == 1
+    with container.uows().read() as uow:
+        corrected = uow.cancellations.by_reference(data.alex.id, cancellation.reference)
+    assert corrected is not None and corrected.ends_at == paid_until
+    assert rows(container, invoices, status="void") == 1
+    assert run(container).expired >= 1  # ended now: the paid period is over
+    assert status(container, data, "monthly").status is Status.EXPIRED
+    container.relay.drain()
+    (email,) = [m for m in mailer.sent if m.subject.startswith("Nothing charged")]
+    assert cancellation.reference in email.subject and cancellation.reference in email.text
+    assert "you were charged nothing" in email.text
+
+
 def test_decline_makes_it_past_due_retries_then_expires(
     container: Container, clock: FakeClock, mailer: FakeMailer
 ) -> None:

@@ -36,7 +36,7 @@ from fairsub.adapters.db.tables import (
     subscriptions,
 )
 from fairsub.adapters.payments.sandbox import SandboxGateway
-from fairsub.adapters.payments.sandbox import charges as sandbox_charges
+from fairsub.adapters.payments.sandbox_ledger import charges as sandbox_charges
 from fairsub.bootstrap import Container
 from fairsub.domain.periods import Term, add_months
 from fairsub.services import billing, reconcile

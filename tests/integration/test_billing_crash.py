@@ -128,7 +128,8 @@ def run_until_done(
         running = [billing_run(env, "--batch", "100", "--in-flight", "2") for _ in range(workers)]
         if crashes.rounds <= kill_rounds:
             wait_for_progress(world, before, running)
-            kill_at = {p.pid: time.monotonic() + rng.uniform(0.0, 1.5) for p in running}
+            # Early enough to land mid-run: a batch of 100 takes a few tens of milliseconds.
+            kill_at = {p.pid: time.monotonic() + rng.uniform(0.0, 0.6) for p in running}
             for process in sorted(running, key=lambda p: kill_at[p.pid]):
                 try:
                     process.wait(timeout=max(0.0, kill_at[process.pid] - time.monotonic()))
@@ -243,7 +244,7 @@ def test_invariant_2_two_workers_on_postgresql_killed_at_random_stay_disjoint(
     pg_url: str, tmp_path: Path
 ) -> None:
     seed = random.randrange(2**32)
-    with built_world(pg_url, tmp_path, accounts=40, per_account=10) as world:
+    with built_world(pg_url, tmp_path, accounts=100, per_account=10) as world:
         started = time.monotonic()
 
         crashes = run_until_done(

@@ -6,20 +6,27 @@ The run is two-phase, and the order is what keeps invariants 1 and 2:
    wins: the subscription is no longer due. One that commits after it loses cleanly:
    it sees the charge in flight and tells the customer.
 2. charge each attempt through the gateway with its idempotency key, then record every
-   answer in one transaction. A lost answer is never retried under a new key: the
-   janitor asks the gateway about the same key and records what it says.
+   answer in one transaction (services.billing_outcomes). A lost answer is never retried
+   under a new key: the janitor asks the gateway about the same key and records what it
+   says.
+
+Batches are pipelined: while one batch's charges are out at the gateway, the previous
+batch's answers are recorded and the next batch is claimed, so with a slow gateway the
+charges in flight never wait for the database, and with a fast one nothing waits at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from fairsub.domain.billing import (
     AttemptStatus,
     DunningPolicy,
+    Invoice,
     InvoiceKind,
     InvoiceStatus,
     PaymentAttempt,
@@ -27,11 +34,11 @@ from fairsub.domain.billing import (
 )
 from fairsub.domain.periods import Period, following
 from fairsub.domain.subscriptions import Status
-from fairsub.services import audit, checkout
-from fairsub.services.notifications import PAYMENT_FAILED, RENEWAL_CHARGED, enqueue
+from fairsub.services import audit
+from fairsub.services.billing_outcomes import ACTOR, Outcome, RunSummary, record_outcomes
 from fairsub.services.ports import (
-    ChargeResult,
     Clock,
+    DueRenewal,
     GatewayTimeout,
     GatewayUnavailable,
     PaymentGateway,
@@ -40,24 +47,9 @@ from fairsub.services.ports import (
 )
 from fairsub.services.pricing import renewal_prices
 
+__all__ = ["LEASE", "DunningPolicy", "RunSummary", "Work", "renew_due", "run", "settle_unknown"]
+
 LEASE = timedelta(minutes=10)
-ACTOR = "system:billing"
-
-
-@dataclass
-class RunSummary:
-    charged: int = 0
-    declined: int = 0
-    unknown: int = 0
-    skipped: int = 0
-    settled: int = 0
-    expired: int = 0
-    reminded: int = 0
-    details: list[str] = field(default_factory=list)
-
-    def add(self, other: RunSummary) -> None:
-        for name in ("charged", "declined", "unknown", "skipped", "settled", "expired", "reminded"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,61 +59,75 @@ class Work:
     description: str
 
 
-Outcome = ChargeResult | None  # None: the answer was lost or never came
-
-
 def _claim(uows: UnitOfWorkFactory, clock: Clock, batch: int) -> tuple[list[Work], int]:
     """Phase 1. Returns the charges to make, and how many due ones had no card."""
     now = clock.now()
-    work: list[Work] = []
-    no_card = 0
     with uows().write() as uow:
         due = uow.billing.claim_due(now, batch, now + LEASE)
-        fresh = [d for d in due if d.payment_token]
-        periods = {d.subscription_id: following(d.anchor, d.term, d.period) for d in fresh}
-        existing = {
-            d.subscription_id: uow.billing.invoice_for(
-                d.subscription_id, periods[d.subscription_id].start
-            )
-            for d in fresh
-        }
-        needed = sum(1 for invoice in existing.values() if invoice is None)
-        number = uow.billing.take_invoice_numbers(needed) if needed else 0
-        # C23: a new period's price is fixed here, once, on its invoice; a higher price
-        # only after the subscriber's notice. Retries keep the invoice and its amount.
-        prices = renewal_prices(
-            uow, [d for d in fresh if existing[d.subscription_id] is None], periods
-        )
-        for renewal in due:
-            if not renewal.payment_token:
-                no_card += 1
-                _no_payment_method(uow, renewal.subscription_id, renewal.account_id, now)
-                continue
-            period = periods[renewal.subscription_id]
-            invoice = existing[renewal.subscription_id]
-            if invoice is None:
-                invoice = uow.billing.add_invoice(
-                    number=number,
-                    account_id=renewal.account_id,
-                    subscription_id=renewal.subscription_id,
-                    kind=InvoiceKind.RENEWAL,
-                    period=period,
-                    amount=prices[renewal.subscription_id],
-                    at=now,
-                )
-                number += 1
-            attempt_no = uow.billing.attempts_made(invoice.id) + 1
-            attempt = uow.billing.add_attempt(
-                invoice=invoice,
-                attempt_no=attempt_no,
-                key=idempotency_key(renewal.subscription_id, period.start, attempt_no),
-                payment_method_id=renewal.payment_method_id,
-                payment_token=renewal.payment_token,
-                at=now,
-            )
-            work.append(Work(attempt, period, f"Renewal, invoice {invoice.number}"))
+        no_card = [d for d in due if not d.payment_token]
+        for renewal in no_card:
+            _no_payment_method(uow, renewal.subscription_id, renewal.account_id, now)
+        work = _invoice_and_attempt(uow, [d for d in due if d.payment_token], now)
         uow.commit()
-    return work, no_card
+    return work, len(no_card)
+
+
+def _invoice_and_attempt(uow: UnitOfWork, due: list[DueRenewal], now: datetime) -> list[Work]:
+    """An invoice for each renewal's next period (kept if a retry finds one) and a new
+    payment attempt on it, in state 'sending', under a key no other attempt has."""
+    periods = {d.subscription_id: following(d.anchor, d.term, d.period) for d in due}
+    existing = uow.billing.invoices_for({i: p.start for i, p in periods.items()})
+    new = [d for d in due if d.subscription_id not in existing]
+    # C23: a new period's price is fixed here, once, on its invoice; a higher price only
+    # after the subscriber's notice. Retries keep the invoice and its amount.
+    prices = renewal_prices(uow, new, periods)
+    first = uow.billing.take_invoice_numbers(len(new)) if new else 0
+    drafts = [
+        Invoice(
+            id=0,
+            number=first + n,
+            account_id=d.account_id,
+            subscription_id=d.subscription_id,
+            kind=InvoiceKind.RENEWAL,
+            period_start=periods[d.subscription_id].start,
+            period_end=periods[d.subscription_id].end,
+            amount=prices[d.subscription_id],
+            status=InvoiceStatus.OPEN,
+            created_at=now,
+        )
+        for n, d in enumerate(new)
+    ]
+    invoices = existing | {i.subscription_id: i for i in uow.billing.add_invoices(drafts)}
+    made = uow.billing.attempt_counts(i.id for i in existing.values())
+    attempts = []
+    for renewal in due:
+        invoice = invoices[renewal.subscription_id]
+        attempt_no = made.get(invoice.id, 0) + 1
+        attempts.append(
+            PaymentAttempt(
+                id=0,
+                account_id=invoice.account_id,
+                invoice_id=invoice.id,
+                subscription_id=invoice.subscription_id,
+                attempt_no=attempt_no,
+                idempotency_key=idempotency_key(
+                    invoice.subscription_id, invoice.period_start, attempt_no
+                ),
+                amount=invoice.amount,
+                payment_token=renewal.payment_token or "",
+                status=AttemptStatus.SENDING,
+                created_at=now,
+                payment_method_id=renewal.payment_method_id,
+            )
+        )
+    return [
+        Work(
+            attempt,
+            periods[attempt.subscription_id],
+            f"Renewal, invoice {invoices[attempt.subscription_id].number}",
+        )
+        for attempt in uow.billing.add_attempts(attempts)
+    ]
 
 
 def _no_payment_method(
@@ -158,123 +164,20 @@ def _charge(gateway: PaymentGateway, item: Work) -> Outcome:
 
 
 def _charge_all(gateway: PaymentGateway, work: list[Work], in_flight: int) -> list[Outcome]:
-    if in_flight <= 1:
-        return [_charge(gateway, item) for item in work]
-    with ThreadPoolExecutor(max_workers=in_flight) as pool:
-        return list(pool.map(lambda item: _charge(gateway, item), work))
+    with _charging(gateway, in_flight) as send:
+        return [f.result() for f in send(work)]
 
 
-def apply_outcome(
-    uow: UnitOfWork,
-    attempt: PaymentAttempt,
-    outcome: Outcome,
-    now: datetime,
-    policy: DunningPolicy,
-    summary: RunSummary,
-) -> None:
-    """Record the gateway's answer for one attempt, inside the caller's transaction.
+Sender = Callable[[list[Work]], list["Future[Outcome]"]]
 
-    Locks in the order every billing transaction keeps, so none can deadlock another on
-    PostgreSQL: the subscription, then the attempt, then (by auditing) the audit head."""
-    subscription = uow.subscriptions.get(attempt.account_id, attempt.subscription_id, lock=True)
-    if outcome is None:
-        uow.billing.settle_attempt(attempt.id, AttemptStatus.UNKNOWN, now)
-        uow.billing.release(attempt.subscription_id)
-        summary.unknown += 1
-        return
-    status = AttemptStatus.SUCCEEDED if outcome.succeeded else AttemptStatus.DECLINED
-    if not uow.billing.settle_attempt(
-        attempt.id,
-        status,
-        now,
-        gateway_ref=outcome.gateway_ref,
-        decline_reason=outcome.decline_reason,
-    ):
-        return  # someone else recorded this answer first
-    account = uow.accounts.get(attempt.account_id)
-    invoice = uow.billing.get_invoice(attempt.invoice_id)
-    if subscription is None or account is None or invoice is None:  # pragma: no cover
-        raise LookupError(f"attempt {attempt.id} points at missing rows")
-    before = {"status": subscription.status.value, "period_end": subscription.period.end}
-    if invoice.kind is InvoiceKind.PURCHASE:
-        # A purchase whose answer the portal lost: its invoice is the current period, not
-        # the next one, and it starts (or never starts) the subscription.
-        action = checkout.settle_purchase(
-            uow, subscription, account, invoice, outcome, now, customer_waiting=False
-        )
-        if outcome.succeeded:
-            summary.charged += 1
-        else:
-            summary.declined += 1
-    elif outcome.succeeded:
-        uow.billing.set_invoice_status(invoice.id, InvoiceStatus.PAID, now)
-        subscription.renew(Period(invoice.period_start, invoice.period_end), now)
-        subscription.price = invoice.amount  # a noticed price increase shows from now on
-        uow.subscriptions.save(subscription)
-        uow.billing.set_dunning(subscription.id, 0, None)
-        summary.charged += 1
-        action = "renewed"
-        enqueue(
-            uow,
-            RENEWAL_CHARGED,
-            account,
-            now,
-            dedupe_key=f"charged:{attempt.idempotency_key}",
-            product=subscription.product_name,
-            plan=subscription.plan_name,
-            amount=invoice.amount.plain(),
-            invoice_number=invoice.number,
-            period_start=invoice.period_start.isoformat(),
-            period_end=invoice.period_end.isoformat(),
-            auto_renew=subscription.auto_renew,
-            subscription_path=f"/account/subscriptions/{subscription.id}",
-            statement_path="/account/billing",
-        )
-    else:
-        summary.declined += 1
-        if not subscription.auto_renew:
-            # Turned off while the charge was out: nothing more to collect.
-            uow.billing.set_invoice_status(invoice.id, InvoiceStatus.VOID)
-            uow.billing.release(subscription.id)
-            action = "renewal_declined_after_turn_off"
-        else:
-            failures = attempt.attempt_no
-            retry_at = policy.next_retry(subscription.period.end, failures, now)
-            subscription.renewal_failed(now)
-            uow.subscriptions.save(subscription)
-            uow.billing.set_dunning(subscription.id, failures, retry_at)
-            action = "renewal_declined"
-            enqueue(
-                uow,
-                PAYMENT_FAILED,
-                account,
-                now,
-                dedupe_key=f"declined:{attempt.idempotency_key}",
-                product=subscription.product_name,
-                plan=subscription.plan_name,
-                amount=invoice.amount.plain(),
-                reason=outcome.decline_reason or "declined",
-                retry_at=retry_at.isoformat() if retry_at else None,
-                ends_at=(subscription.period.end + policy.grace).isoformat(),
-                payment_path="/account/payment-methods",
-                subscription_path=f"/account/subscriptions/{subscription.id}",
-            )
-    audit.record(
-        uow,
-        actor=ACTOR,
-        channel="worker",
-        action=f"worker:subscription:{action}",
-        subject=f"subscription:{subscription.id}",
-        account_id=subscription.account_id,
-        at=now,
-        before={k: str(v) for k, v in before.items()},
-        after={
-            "status": subscription.status.value,
-            "period_end": str(subscription.period.end),
-            "attempt": attempt.idempotency_key,
-            "gateway_ref": outcome.gateway_ref,
-        },
-    )
+
+@contextmanager
+def _charging(gateway: PaymentGateway, in_flight: int) -> Iterator[Sender]:
+    """Sends work to the gateway from a pool of `in_flight` threads. Even one thread pays:
+    the gateway's work overlaps the database's (a PostgreSQL round trip frees this
+    thread's interpreter lock), and still only one charge is out at a time."""
+    with ThreadPoolExecutor(max_workers=max(1, in_flight), thread_name_prefix="charge") as pool:
+        yield lambda work: [pool.submit(_charge, gateway, item) for item in work]
 
 
 def _record(
@@ -285,15 +188,9 @@ def _record(
     policy: DunningPolicy,
 ) -> RunSummary:
     summary = RunSummary()
-    now = clock.now()
     with uows().write() as uow:
-        # Lock the batch's subscriptions first, in id order, before the first audit entry
-        # locks the audit head: a turn-off locks its subscription and then the head, so
-        # the other order deadlocks on PostgreSQL (test_billing_concurrency found it).
-        for item in sorted(work, key=lambda w: w.attempt.subscription_id):
-            uow.subscriptions.get(item.attempt.account_id, item.attempt.subscription_id, lock=True)
-        for item, outcome in zip(work, outcomes, strict=True):
-            apply_outcome(uow, item.attempt, outcome, now, policy, summary)
+        answered = [(w.attempt, o) for w, o in zip(work, outcomes, strict=True)]
+        record_outcomes(uow, answered, clock.now(), policy, summary)
         uow.commit()
     return summary
 
@@ -309,21 +206,31 @@ def renew_due(
     progress: Callable[[int], None] | None = None,
     limit: int | None = None,
 ) -> RunSummary:
-    """Charge every due renewal and dunning retry, batch by batch, until none is due."""
+    """Charge every due renewal and dunning retry, batch by batch, until none is due.
+
+    The next batch is claimed and sent before the previous one's answers are recorded,
+    so the gateway always has work queued."""
     policy = policy or DunningPolicy()
     summary = RunSummary()
-    done = 0
-    while limit is None or done < limit:
-        size = batch if limit is None else min(batch, limit - done)
-        work, no_card = _claim(uows, clock, size)
-        summary.skipped += no_card
-        if not work and not no_card:
-            break
-        summary.add(_record(uows, clock, work, _charge_all(gateway, work, in_flight), policy))
-        done += len(work) + no_card
-        if progress:
-            progress(len(work) + no_card)
-    return summary
+    claimed = 0
+    out: tuple[list[Work], list[Future[Outcome]]] | None = None
+    with _charging(gateway, in_flight) as send:
+        while True:
+            size = batch if limit is None else min(batch, limit - claimed)
+            work, no_card = _claim(uows, clock, size) if size > 0 else ([], 0)
+            claimed += len(work) + no_card
+            summary.skipped += no_card
+            sent = (work, send(work)) if work else None
+            if out is not None:
+                done, futures = out
+                summary.add(_record(uows, clock, done, [f.result() for f in futures], policy))
+                if progress:
+                    progress(len(done))
+            if no_card and progress:
+                progress(no_card)
+            out = sent
+            if out is None and not no_card:
+                return summary
 
 
 def settle_unknown(
@@ -360,7 +267,7 @@ def settle_unknown(
                 AttemptStatus.SUCCEEDED,
                 AttemptStatus.DECLINED,
             ):
-                apply_outcome(uow, current, found, clock.now(), policy, summary)
+                record_outcomes(uow, [(current, found)], clock.now(), policy, summary)
                 summary.settled += 1
             uow.commit()
     return summary

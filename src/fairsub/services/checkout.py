@@ -39,10 +39,9 @@ from fairsub.domain.offers import WITHDRAWAL_REGIONS as WITHDRAWAL_REGIONS
 from fairsub.domain.offers import Offer as Offer
 from fairsub.domain.offers import offer as offer
 from fairsub.domain.offers import price_list as price_list
-from fairsub.domain.periods import Period, Term
+from fairsub.domain.periods import Period
 from fairsub.domain.subscriptions import ENTITLED, Status, Subscription
 from fairsub.services import audit
-from fairsub.services.notifications import PURCHASE_CONFIRMED, PURCHASE_FAILED, enqueue
 from fairsub.services.ports import (
     CardDetails,
     ChargeResult,
@@ -55,6 +54,7 @@ from fairsub.services.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
+from fairsub.services.purchase_outcomes import confirmation, settle_purchase
 from fairsub.services.statements import decline_words
 
 # While the portal charges a purchase, the janitor leaves it alone (it has its own answer).
@@ -214,7 +214,7 @@ def purchase(
             },
         )
         if attempt is None:  # a trial: nothing to charge until it ends
-            _confirmation(uow, account, subscription, invoice, shown.at)
+            confirmation(uow, account, subscription, invoice, shown.at)
         uow.commit()
     if attempt is None:
         return Purchase(subscription.id, PurchaseState.TRIAL, invoice.number)
@@ -342,84 +342,6 @@ def _record(
     if outcome is not None and not outcome.succeeded:
         return state, outcome.decline_reason or "declined"
     return state, None
-
-
-def settle_purchase(
-    uow: UnitOfWork,
-    subscription: Subscription,
-    account: Account,
-    invoice: Invoice,
-    outcome: ChargeResult,
-    now: datetime,
-    *,
-    customer_waiting: bool,
-) -> str:
-    """Apply the first payment's answer, inside the caller's transaction, once its attempt
-    is settled. Used by the portal and by the billing run's janitor. Returns the audit
-    action. A customer who is not waiting for the page is told a decline by email."""
-    if outcome.succeeded:
-        uow.billing.set_invoice_status(invoice.id, InvoiceStatus.PAID, now)
-        if subscription.status is Status.INCOMPLETE:
-            subscription.first_payment_succeeded(now)
-            uow.subscriptions.save(subscription)
-        uow.billing.set_dunning(subscription.id, 0, None)
-        _confirmation(uow, account, subscription, invoice, now)
-        return "purchased"
-    uow.billing.set_invoice_status(invoice.id, InvoiceStatus.VOID)
-    if subscription.status is Status.INCOMPLETE:
-        subscription.first_payment_failed(now)
-        uow.subscriptions.save(subscription)
-    uow.billing.release(subscription.id)
-    if not customer_waiting:
-        enqueue(
-            uow,
-            PURCHASE_FAILED,
-            account,
-            now,
-            dedupe_key=f"purchase_failed:{subscription.id}",
-            product=subscription.product_name,
-            plan=subscription.plan_name,
-            amount=invoice.amount.plain(),
-            reason=decline_words(outcome.decline_reason),
-            plans_path="/plans",
-            statement_path="/account/billing",
-        )
-    return "purchase_declined"
-
-
-def _confirmation(
-    uow: UnitOfWork, account: Account, subscription: Subscription, invoice: Invoice, now: datetime
-) -> None:
-    """The purchase email (C18): renewal terms, refund policy, a direct turn-off link."""
-    trial_ends_at = subscription.trial_ends_at if subscription.status is Status.TRIALING else None
-    consent = uow.consents.for_subscription(account.id, subscription.id)
-    enqueue(
-        uow,
-        PURCHASE_CONFIRMED,
-        account,
-        now,
-        dedupe_key=f"purchase:{subscription.id}",
-        product=subscription.product_name,
-        plan=subscription.plan_name,
-        invoice_number=invoice.number,
-        amount=invoice.amount.plain(),
-        price=subscription.price.plain(),
-        term=subscription.term.value,
-        auto_renew=subscription.auto_renew,
-        trial_ends_at=trial_ends_at.isoformat() if trial_ends_at else None,
-        last_free_day=(trial_ends_at - timedelta(days=1)).isoformat() if trial_ends_at else None,
-        next_charge_at=subscription.period.end.isoformat() if subscription.auto_renew else None,
-        ends_at=subscription.period.end.isoformat(),
-        refund_days=REFUND_DAYS[subscription.term],
-        refund_after_renewal=subscription.term is Term.YEAR,
-        withdrawal_days=WITHDRAWAL_DAYS if subscription.region in WITHDRAWAL_REGIONS else None,
-        immediate_start=consent.immediate_start if consent else False,
-        withdrawal_right_waived=consent.withdrawal_right_waived if consent else False,
-        withdraw_path="/withdraw",
-        turn_off_path=f"/account/subscriptions/{subscription.id}/turn-off",
-        subscription_path=f"/account/subscriptions/{subscription.id}",
-        receipt_path=f"/account/billing/receipts/{invoice.number}",
-    )
 
 
 # --- the confirmation page ---------------------------------------------------------------

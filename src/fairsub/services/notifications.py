@@ -26,6 +26,7 @@ REFUND_CONFIRMED = "refund_confirmed"  # cancelled now, money on its way back
 CHARGE_CASE_OPENED = "charge_case_opened"
 CHARGE_CASE_REFUNDED = "charge_case_refunded"
 CHARGE_CASE_REJECTED = "charge_case_rejected"
+LAST_RENEWAL_DECLINED = "last_renewal_declined"  # lost race to a turn-off, then declined
 WITHDRAWAL_RECEIVED = "withdrawal_received"  # C25: the 14-day withdrawal, acknowledged
 
 KINDS = frozenset(
@@ -44,9 +45,23 @@ KINDS = frozenset(
         CHARGE_CASE_OPENED,
         CHARGE_CASE_REFUNDED,
         CHARGE_CASE_REJECTED,
+        LAST_RENEWAL_DECLINED,
         WITHDRAWAL_RECEIVED,
     }
 )
+
+
+def message(kind: str, account: Account, *, dedupe_key: str, **facts: Any) -> OutboxMessage:
+    """One email to the account holder, ready for the outbox."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown email kind {kind!r}")
+    payload = {
+        "name": account.name,
+        "locale": account.locale,
+        "timezone": account.timezone,
+        **facts,
+    }
+    return OutboxMessage(kind, account.email, account.id, payload, dedupe_key)
 
 
 def enqueue(
@@ -59,12 +74,4 @@ def enqueue(
     **facts: Any,
 ) -> bool:
     """Queue one email to the account holder; a repeated dedupe key queues nothing."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown email kind {kind!r}")
-    payload = {
-        "name": account.name,
-        "locale": account.locale,
-        "timezone": account.timezone,
-        **facts,
-    }
-    return uow.outbox.add(OutboxMessage(kind, account.email, account.id, payload, dedupe_key), at)
+    return uow.outbox.add(message(kind, account, dedupe_key=dedupe_key, **facts), at)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import Connection, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
 
 from fairsub.adapters.db.tables import accounts, password_resets, sign_in_attempts, web_sessions
 from fairsub.adapters.db.types import new_id
@@ -23,6 +24,13 @@ class SqlAccounts:
     def get(self, account_id: int) -> Account | None:
         row = self._c.execute(select(accounts).where(accounts.c.id == account_id)).first()
         return _account(row) if row else None
+
+    def get_many(self, account_ids: Iterable[int]) -> dict[int, Account]:
+        ids = sorted(set(account_ids))
+        if not ids:
+            return {}
+        rows = self._c.execute(select(accounts).where(accounts.c.id.in_(ids)))
+        return {row.id: _account(row) for row in rows}
 
     def by_email(self, email: str) -> tuple[Account, str] | None:
         row = self._c.execute(select(accounts).where(accounts.c.email == email)).first()
@@ -60,6 +68,23 @@ class SqlAccounts:
         return int(self._c.execute(select(func.count()).select_from(accounts)).scalar_one())
 
 
+# Every signed-in page starts with this one: built once, one round trip.
+_SESSION_WITH_ACCOUNT = (
+    select(
+        web_sessions.c.created_at.label("session_created_at"),
+        web_sessions.c.last_seen_at,
+        accounts.c.id,
+        accounts.c.email,
+        accounts.c.name,
+        accounts.c.region,
+        accounts.c.locale,
+        accounts.c.timezone,
+    )
+    .join(accounts, accounts.c.id == web_sessions.c.account_id)
+    .where(web_sessions.c.token_hash == bindparam("token_hash"))
+)
+
+
 class SqlSessions:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
@@ -81,6 +106,13 @@ class SqlSessions:
         if row is None:
             return None
         return WebSession(row.token_hash, row.account_id, row.created_at, row.last_seen_at)
+
+    def get_with_account(self, token_hash: str) -> tuple[WebSession, Account] | None:
+        row = self._c.execute(_SESSION_WITH_ACCOUNT, {"token_hash": token_hash}).first()
+        if row is None:
+            return None
+        session = WebSession(token_hash, row.id, row.session_created_at, row.last_seen_at)
+        return session, _account(row)
 
     def touch(self, token_hash: str, at: datetime) -> None:
         self._c.execute(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -12,6 +12,15 @@ from fairsub.adapters.db.tables import audit_events, audit_head
 from fairsub.domain.audit import GENESIS, AuditEntry, chain_hash
 
 VERIFY_BATCH = 5000
+
+# Built once: compiling a statement costs more than running it on a small row.
+_HEAD = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+_ADD = insert(audit_events)
+_MOVE_HEAD = (
+    update(audit_head)
+    .where(audit_head.c.id == 1)
+    .values(seq=bindparam("b_seq"), hash=bindparam("b_hash"))
+)
 
 
 class SqlAuditLog:
@@ -21,8 +30,7 @@ class SqlAuditLog:
         self._head_cache: tuple[int, str] | None = None
 
     def _head(self) -> tuple[int, str]:
-        query = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
-        row = self._c.execute(query.with_for_update()).first()
+        row = self._c.execute(_HEAD).first()
         if row is None:
             # The very first entry: two writers may race to create the head. One insert
             # wins; the other does nothing and then waits on the winner's lock.
@@ -30,31 +38,41 @@ class SqlAuditLog:
             self._c.execute(
                 insert_(audit_head).values(id=1, seq=0, hash=GENESIS).on_conflict_do_nothing()
             )
-            row = self._c.execute(query.with_for_update()).one()
+            row = self._c.execute(_HEAD).one()
         return int(row.seq), str(row.hash)
 
     def append(self, entry: AuditEntry) -> int:
-        seq, previous = self._head_cache or self._head()
-        seq += 1
-        digest = chain_hash(previous, entry, seq)
-        self._c.execute(
-            insert(audit_events).values(
-                seq=seq,
-                account_id=entry.account_id,
-                at=entry.at,
-                actor=entry.actor,
-                channel=entry.channel,
-                action=entry.action,
-                subject=entry.subject,
-                before=entry.before,
-                after=entry.after,
-                reason=entry.reason,
-                hash=digest,
+        self.append_many([entry])
+        assert self._head_cache is not None
+        return self._head_cache[0]
+
+    def append_many(self, entries: Sequence[AuditEntry]) -> None:
+        """Chain the entries after the head, in order: one insert and one head move."""
+        if not entries:
+            return
+        seq, digest = self._head_cache or self._head()
+        rows = []
+        for entry in entries:
+            seq += 1
+            digest = chain_hash(digest, entry, seq)
+            rows.append(
+                {
+                    "seq": seq,
+                    "account_id": entry.account_id,
+                    "at": entry.at,
+                    "actor": entry.actor,
+                    "channel": entry.channel,
+                    "action": entry.action,
+                    "subject": entry.subject,
+                    "before": entry.before,
+                    "after": entry.after,
+                    "reason": entry.reason,
+                    "hash": digest,
+                }
             )
-        )
-        self._c.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=digest))
+        self._c.execute(_ADD, rows)
+        self._c.execute(_MOVE_HEAD, {"b_seq": seq, "b_hash": digest})
         self._head_cache = (seq, digest)
-        return seq
 
     def count(self) -> int:
         return int(self._c.execute(select(func.count()).select_from(audit_events)).scalar_one())

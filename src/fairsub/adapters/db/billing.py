@@ -1,30 +1,23 @@
-"""The billing ledger: invoices and payment attempts, and claiming due renewals.
+"""The billing ledger: invoices and payment attempts (the renewal queue is billing_queue).
 
-Claiming is the one place where several workers meet. On PostgreSQL the due rows are
-locked with FOR UPDATE SKIP LOCKED, so workers take disjoint batches; on SQLite the
-write transaction itself is exclusive (BEGIN IMMEDIATE). Either way a claimed row gets
-a lease (claimed_until), so a crashed worker's rows come back after the lease runs out.
+The billing run writes a batch at a time: each batch method is one statement (an
+executemany, or an INSERT ... RETURNING over many rows), built once at import, because
+building and compiling a statement costs more than running it on a small row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, exists, func, insert, or_, select, update
+from sqlalchemy import Row, and_, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from fairsub.adapters.db.tables import (
-    invoice_counter,
-    invoices,
-    payment_attempts,
-    payment_methods,
-    plans,
-    subscriptions,
-)
-from fairsub.adapters.db.types import new_id
+from fairsub.adapters.db.billing_queue import UNSETTLED, RenewalQueue
+from fairsub.adapters.db.tables import invoice_counter, invoices, payment_attempts, subscriptions
 from fairsub.domain.billing import (
     AttemptStatus,
     Invoice,
@@ -33,12 +26,31 @@ from fairsub.domain.billing import (
     PaymentAttempt,
 )
 from fairsub.domain.money import Money
-from fairsub.domain.periods import Period, Term
-from fairsub.services.ports import DueRenewal
+from fairsub.domain.periods import Period
+from fairsub.services.ports import AttemptAnswer
 
-s, inv, pa, pm, p = subscriptions, invoices, payment_attempts, payment_methods, plans
+inv, pa, s = invoices, payment_attempts, subscriptions
 
-UNSETTLED = (AttemptStatus.SENDING.value, AttemptStatus.UNKNOWN.value)
+_ADD_INVOICES = insert(inv).returning(inv.c.id, sort_by_parameter_order=True)
+_ADD_ATTEMPTS = insert(pa).returning(pa.c.id, sort_by_parameter_order=True)
+_SETTLE = (
+    update(pa)
+    .where(pa.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        gateway_ref=bindparam("b_ref"),
+        decline_reason=bindparam("b_reason"),
+        settled_at=bindparam("b_at"),
+    )
+)
+_INVOICE_STATUS = (
+    update(inv)
+    .where(inv.c.id == bindparam("b_id"))
+    .values(status=bindparam("b_status"), paid_at=bindparam("b_paid_at"))
+)
+_INVOICE_VOID = (
+    update(inv).where(inv.c.id == bindparam("b_id")).values(status=bindparam("b_status"))
+)
 
 
 def _invoice(row: Row[Any]) -> Invoice:
@@ -75,75 +87,8 @@ def _attempt(row: Row[Any]) -> PaymentAttempt:
     )
 
 
-class SqlBilling:
-    def __init__(self, connection: Connection) -> None:
-        self._c = connection
-        self._postgres = connection.dialect.name == "postgresql"
-
-    # -- claiming ---------------------------------------------------------------------
-
-    def claim_due(self, now: datetime, limit: int, lease_until: datetime) -> list[DueRenewal]:
-        """Subscriptions whose period is over and that should be charged now: renewals
-        (auto-renew on) and dunning retries (past due, retry time reached). Each comes
-        back leased to the caller, with no charge for it in flight."""
-        in_flight = exists().where(pa.c.subscription_id == s.c.id, pa.c.status.in_(UNSETTLED))
-        renewal = and_(s.c.status.in_(("active", "trialing")), s.c.period_end <= now)
-        retry = and_(s.c.status == "past_due", s.c.next_retry_at <= now)
-        query = (
-            select(
-                s.c.id,
-                s.c.account_id,
-                s.c.status,
-                s.c.started_at,
-                s.c.trial_ends_at,
-                s.c.period_start,
-                s.c.period_end,
-                s.c.price_minor,
-                s.c.currency,
-                s.c.failed_attempts,
-                s.c.payment_method_id,
-                pm.c.token,
-                p.c.term,
-            )
-            .join(p, p.c.code == s.c.plan_code)
-            .outerjoin(pm, pm.c.id == s.c.payment_method_id)
-            .where(
-                s.c.auto_renew.is_(True),
-                s.c.reseller_name.is_(None),
-                or_(renewal, retry),
-                or_(s.c.claimed_until.is_(None), s.c.claimed_until <= now),
-                ~in_flight,
-            )
-            .order_by(s.c.period_end)
-            .limit(limit)
-        )
-        if self._postgres:
-            query = query.with_for_update(of=s, skip_locked=True)
-        rows = self._c.execute(query).all()
-        if rows:
-            self._c.execute(
-                update(s).where(s.c.id.in_([r.id for r in rows])).values(claimed_until=lease_until)
-            )
-        return [
-            DueRenewal(
-                subscription_id=r.id,
-                account_id=r.account_id,
-                status=r.status,
-                anchor=r.trial_ends_at or r.started_at,
-                period=Period(r.period_start, r.period_end),
-                term=Term(r.term),
-                price=Money(r.price_minor, r.currency),
-                failed_attempts=r.failed_attempts,
-                payment_method_id=r.payment_method_id,
-                payment_token=r.token,
-            )
-            for r in rows
-        ]
-
-    def release(self, subscription_id: int) -> None:
-        self._c.execute(update(s).where(s.c.id == subscription_id).values(claimed_until=None))
-
-    # -- invoices and attempts --------------------------------------------------------
+class SqlBilling(RenewalQueue):
+    # -- invoices ---------------------------------------------------------------------
 
     def take_invoice_numbers(self, count: int) -> int:
         """Reserve `count` consecutive invoice numbers; returns the first. The counter row
@@ -166,16 +111,34 @@ class SqlBilling:
         return last + 1
 
     def invoice_for(self, subscription_id: int, period_start: datetime) -> Invoice | None:
-        row = self._c.execute(
+        return self.invoices_for({subscription_id: period_start}).get(subscription_id)
+
+    def invoices_for(self, period_starts: Mapping[int, datetime]) -> dict[int, Invoice]:
+        if not period_starts:
+            return {}
+        rows = self._c.execute(
             select(inv).where(
-                inv.c.subscription_id == subscription_id, inv.c.period_start == period_start
+                inv.c.subscription_id.in_(sorted(period_starts)),
+                inv.c.period_start >= min(period_starts.values()),
             )
-        ).first()
-        return _invoice(row) if row else None
+        )
+        found = (_invoice(row) for row in rows)
+        return {
+            i.subscription_id: i
+            for i in found
+            if period_starts[i.subscription_id] == i.period_start
+        }
 
     def get_invoice(self, invoice_id: int) -> Invoice | None:
-        row = self._c.execute(select(inv).where(inv.c.id == invoice_id)).first()
-        return _invoice(row) if row else None
+        return self.get_invoices([invoice_id]).get(invoice_id)
+
+    def get_invoices(self, invoice_ids: Iterable[int]) -> dict[int, Invoice]:
+        ids = sorted(set(invoice_ids))
+        if not ids:
+            return {}
+        return {
+            row.id: _invoice(row) for row in self._c.execute(select(inv).where(inv.c.id.in_(ids)))
+        }
 
     def add_invoice(
         self,
@@ -188,22 +151,8 @@ class SqlBilling:
         amount: Money,
         at: datetime,
     ) -> Invoice:
-        result = self._c.execute(
-            insert(inv).values(
-                number=number,
-                account_id=account_id,
-                subscription_id=subscription_id,
-                kind=kind.value,
-                period_start=period.start,
-                period_end=period.end,
-                amount_minor=amount.amount_minor,
-                currency=amount.currency,
-                status=InvoiceStatus.OPEN.value,
-                created_at=at,
-            )
-        )
-        return Invoice(
-            new_id(result),
+        draft = Invoice(
+            0,
             number,
             account_id,
             subscription_id,
@@ -214,14 +163,52 @@ class SqlBilling:
             InvoiceStatus.OPEN,
             at,
         )
+        return self.add_invoices([draft])[0]
+
+    def add_invoices(self, drafts: Sequence[Invoice]) -> list[Invoice]:
+        if not drafts:
+            return []
+        rows = [
+            {
+                "number": d.number,
+                "account_id": d.account_id,
+                "subscription_id": d.subscription_id,
+                "kind": d.kind.value,
+                "period_start": d.period_start,
+                "period_end": d.period_end,
+                "amount_minor": d.amount.amount_minor,
+                "currency": d.amount.currency,
+                "status": d.status.value,
+                "created_at": d.created_at,
+            }
+            for d in drafts
+        ]
+        ids = self._c.execute(_ADD_INVOICES, rows).scalars().all()
+        return [replace(d, id=int(i)) for d, i in zip(drafts, ids, strict=True)]
 
     def set_invoice_status(
         self, invoice_id: int, status: InvoiceStatus, at: datetime | None = None
     ) -> None:
-        values: dict[str, Any] = {"status": status.value}
-        if status is InvoiceStatus.PAID:
-            values["paid_at"] = at
-        self._c.execute(update(inv).where(inv.c.id == invoice_id).values(**values))
+        if status is InvoiceStatus.PAID and at is None:
+            raise ValueError("a paid invoice needs the time it was paid")
+        self.set_invoice_statuses([(invoice_id, status)], at)
+
+    def set_invoice_statuses(
+        self, changes: Sequence[tuple[int, InvoiceStatus]], at: datetime | None
+    ) -> None:
+        """Paid invoices get `at` as their paid time; others keep theirs."""
+        paid = [
+            {"b_id": i, "b_status": s.value, "b_paid_at": at}
+            for i, s in changes
+            if s is InvoiceStatus.PAID
+        ]
+        other = [
+            {"b_id": i, "b_status": s.value} for i, s in changes if s is not InvoiceStatus.PAID
+        ]
+        if paid:
+            self._c.execute(_INVOICE_STATUS, paid)
+        if other:
+            self._c.execute(_INVOICE_VOID, other)
 
     def open_invoice_for(self, subscription_id: int) -> Invoice | None:
         row = self._c.execute(
@@ -234,12 +221,18 @@ class SqlBilling:
         ).first()
         return _invoice(row) if row else None
 
-    def attempts_made(self, invoice_id: int) -> int:
-        return int(
-            self._c.execute(
-                select(func.count()).select_from(pa).where(pa.c.invoice_id == invoice_id)
-            ).scalar_one()
+    # -- payment attempts -------------------------------------------------------------
+
+    def attempt_counts(self, invoice_ids: Iterable[int]) -> dict[int, int]:
+        ids = sorted(set(invoice_ids))
+        if not ids:
+            return {}
+        query = (
+            select(pa.c.invoice_id, func.count())
+            .where(pa.c.invoice_id.in_(ids))
+            .group_by(pa.c.invoice_id)
         )
+        return {int(invoice_id): int(n) for invoice_id, n in self._c.execute(query)}
 
     def add_attempt(
         self,
@@ -251,23 +244,8 @@ class SqlBilling:
         payment_token: str,
         at: datetime,
     ) -> PaymentAttempt:
-        result = self._c.execute(
-            insert(pa).values(
-                account_id=invoice.account_id,
-                invoice_id=invoice.id,
-                subscription_id=invoice.subscription_id,
-                attempt_no=attempt_no,
-                idempotency_key=key,
-                amount_minor=invoice.amount.amount_minor,
-                currency=invoice.amount.currency,
-                payment_method_id=payment_method_id,
-                payment_token=payment_token,
-                status=AttemptStatus.SENDING.value,
-                created_at=at,
-            )
-        )
-        return PaymentAttempt(
-            new_id(result),
+        draft = PaymentAttempt(
+            0,
             invoice.account_id,
             invoice.id,
             invoice.subscription_id,
@@ -279,6 +257,29 @@ class SqlBilling:
             at,
             payment_method_id=payment_method_id,
         )
+        return self.add_attempts([draft])[0]
+
+    def add_attempts(self, drafts: Sequence[PaymentAttempt]) -> list[PaymentAttempt]:
+        if not drafts:
+            return []
+        rows = [
+            {
+                "account_id": d.account_id,
+                "invoice_id": d.invoice_id,
+                "subscription_id": d.subscription_id,
+                "attempt_no": d.attempt_no,
+                "idempotency_key": d.idempotency_key,
+                "amount_minor": d.amount.amount_minor,
+                "currency": d.amount.currency,
+                "payment_method_id": d.payment_method_id,
+                "payment_token": d.payment_token,
+                "status": d.status.value,
+                "created_at": d.created_at,
+            }
+            for d in drafts
+        ]
+        ids = self._c.execute(_ADD_ATTEMPTS, rows).scalars().all()
+        return [replace(d, id=int(i)) for d, i in zip(drafts, ids, strict=True)]
 
     def settle_attempt(
         self,
@@ -290,17 +291,35 @@ class SqlBilling:
         decline_reason: str | None = None,
     ) -> bool:
         """Record the gateway's answer once. False if it was already settled."""
-        result = self._c.execute(
-            update(pa)
-            .where(pa.c.id == attempt_id, pa.c.status.in_(UNSETTLED))
-            .values(
-                status=status.value,
-                gateway_ref=gateway_ref,
-                decline_reason=decline_reason,
-                settled_at=at if status is not AttemptStatus.UNKNOWN else None,
-            )
+        answer = AttemptAnswer(attempt_id, status, gateway_ref, decline_reason)
+        return bool(self.settle_attempts([answer], at))
+
+    def settle_attempts(self, answers: Sequence[AttemptAnswer], at: datetime) -> set[int]:
+        """The attempts still unsettled are locked first (FOR UPDATE on PostgreSQL; the
+        write transaction is exclusive on SQLite), so of two callers recording the same
+        answer only the first writes it and is told so."""
+        if not answers:
+            return set()
+        query = select(pa.c.id).where(
+            pa.c.id.in_(sorted(a.attempt_id for a in answers)), pa.c.status.in_(UNSETTLED)
         )
-        return result.rowcount == 1
+        if self._postgres:
+            query = query.with_for_update()
+        open_ids = set(self._c.execute(query).scalars())
+        rows = [
+            {
+                "b_id": a.attempt_id,
+                "b_status": a.status.value,
+                "b_ref": a.gateway_ref,
+                "b_reason": a.decline_reason,
+                "b_at": at if a.status is not AttemptStatus.UNKNOWN else None,
+            }
+            for a in answers
+            if a.attempt_id in open_ids
+        ]
+        if rows:
+            self._c.execute(_SETTLE, rows)
+        return open_ids
 
     def in_flight(self, subscription_id: int) -> PaymentAttempt | None:
         row = self._c.execute(
@@ -333,83 +352,6 @@ class SqlBilling:
     def get_attempt(self, attempt_id: int) -> PaymentAttempt | None:
         row = self._c.execute(select(pa).where(pa.c.id == attempt_id)).first()
         return _attempt(row) if row else None
-
-    # -- dunning and expiry -----------------------------------------------------------
-
-    def set_dunning(
-        self, subscription_id: int, failed_attempts: int, next_retry_at: datetime | None
-    ) -> None:
-        self._c.execute(
-            update(s)
-            .where(s.c.id == subscription_id)
-            .values(
-                failed_attempts=failed_attempts,
-                next_retry_at=next_retry_at,
-                claimed_until=None,
-            )
-        )
-
-    def ending(self, now: datetime, grace_cutoff: datetime, limit: int) -> list[tuple[int, int]]:
-        """Subscriptions to expire: turned off and past their period, or past due with no
-        retry left and out of grace. None with a charge still in flight."""
-        in_flight = exists().where(pa.c.subscription_id == s.c.id, pa.c.status.in_(UNSETTLED))
-        query = (
-            select(s.c.id, s.c.account_id)
-            .where(
-                or_(
-                    and_(s.c.status == "canceled", s.c.period_end <= now),
-                    and_(
-                        s.c.status == "past_due",
-                        s.c.next_retry_at.is_(None),
-                        s.c.period_end <= grace_cutoff,
-                    ),
-                    and_(s.c.status == "incomplete", s.c.period_end <= now),
-                ),
-                ~in_flight,
-            )
-            .limit(limit)
-        )
-        if self._postgres:
-            # Locked now, before the caller's first audit entry locks the audit head: a
-            # turn-off locks its subscription and then the head, so locking rows one by
-            # one after it deadlocks. One being turned off right now is left for next time.
-            query = query.with_for_update(of=s, skip_locked=True)
-        return [(row.id, row.account_id) for row in self._c.execute(query)]
-
-    def lease(self, subscription_id: int, until: datetime) -> None:
-        self._c.execute(update(s).where(s.c.id == subscription_id).values(claimed_until=until))
-
-    def retry_past_due_now(self, account_id: int, now: datetime) -> list[int]:
-        """A new card: every past-due direct subscription is due for a retry at once."""
-        ids = list(
-            self._c.execute(
-                select(s.c.id).where(
-                    s.c.account_id == account_id,
-                    s.c.status == "past_due",
-                    s.c.auto_renew.is_(True),
-                    s.c.reseller_name.is_(None),
-                )
-            ).scalars()
-        )
-        if ids:
-            self._c.execute(update(s).where(s.c.id.in_(ids)).values(next_retry_at=now))
-        return ids
-
-    def due_count(self, now: datetime) -> int:
-        """Roughly how many renewals are due now, for a progress bar."""
-        query = (
-            select(func.count())
-            .select_from(s)
-            .where(
-                s.c.auto_renew.is_(True),
-                s.c.reseller_name.is_(None),
-                or_(
-                    and_(s.c.status.in_(("active", "trialing")), s.c.period_end <= now),
-                    and_(s.c.status == "past_due", s.c.next_retry_at <= now),
-                ),
-            )
-        )
-        return int(self._c.execute(query).scalar_one())
 
     # -- reading ----------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,6 +24,26 @@ class PendingEmail:
     attempts: int
 
 
+# Insert unless the dedupe key is there, by dialect; built once.
+_QUEUE = {
+    "postgresql": pg_insert(outbox).on_conflict_do_nothing(index_elements=["dedupe_key"]),
+    "sqlite": sqlite_insert(outbox).on_conflict_do_nothing(index_elements=["dedupe_key"]),
+}
+
+
+def _row(message: OutboxMessage, at: datetime) -> dict[str, Any]:
+    return {
+        "account_id": message.account_id,
+        "kind": message.kind,
+        "recipient": message.recipient,
+        "payload": message.payload,
+        "dedupe_key": message.dedupe_key,
+        "created_at": at,
+        "attempts": 0,
+        "next_attempt_at": at,
+    }
+
+
 class SqlOutbox:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
@@ -30,29 +51,17 @@ class SqlOutbox:
 
     def add(self, message: OutboxMessage, at: datetime) -> bool:
         """One statement: insert unless the dedupe key is already there."""
-        insert_ = pg_insert if self._c.dialect.name == "postgresql" else sqlite_insert
-        statement = (
-            insert_(outbox)
-            .on_conflict_do_nothing(index_elements=["dedupe_key"])
-            .returning(outbox.c.id)
-        )
-        row = self._c.execute(
-            statement,
-            {
-                "account_id": message.account_id,
-                "kind": message.kind,
-                "recipient": message.recipient,
-                "payload": message.payload,
-                "dedupe_key": message.dedupe_key,
-                "created_at": at,
-                "attempts": 0,
-                "next_attempt_at": at,
-            },
-        ).first()
+        statement = _QUEUE[self._c.dialect.name].returning(outbox.c.id)
+        row = self._c.execute(statement, _row(message, at)).first()
         if row is None:  # the key was there already (rowcount is unreliable with RETURNING)
             return False
         self.added = True
         return True
+
+    def add_many(self, messages: Sequence[OutboxMessage], at: datetime) -> None:
+        if messages:
+            self._c.execute(_QUEUE[self._c.dialect.name], [_row(m, at) for m in messages])
+            self.added = True
 
     def due(self, now: datetime, limit: int) -> list[PendingEmail]:
         query = (

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, Row, Table, and_, insert, select, update
+from sqlalchemy import Connection, Row, Table, and_, bindparam, insert, select, update
 
 from fairsub.adapters.db.tables import (
     cancellations,
@@ -46,6 +47,26 @@ _SUBSCRIPTION_VIEW = (
     .outerjoin(pm, pm.c.id == s.c.payment_method_id)
 )
 
+# The dashboard's one query, built once: every subscription with its plan, product and card.
+_FOR_ACCOUNT = _SUBSCRIPTION_VIEW.where(s.c.account_id == bindparam("account_id")).order_by(
+    s.c.started_at.desc(), s.c.id
+)
+
+
+_SAVE = (
+    update(s)
+    .where(s.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        auto_renew=bindparam("b_auto_renew"),
+        period_start=bindparam("b_period_start"),
+        period_end=bindparam("b_period_end"),
+        price_minor=bindparam("b_price_minor"),
+        currency=bindparam("b_currency"),
+        version=s.c.version + 1,
+    )
+)
+
 
 def _subscription(row: Row) -> Subscription:  # type: ignore[type-arg]
     return Subscription(
@@ -79,10 +100,8 @@ class SqlSubscriptions:
         self._c = connection
 
     def for_account(self, account_id: int) -> list[Subscription]:
-        query = _SUBSCRIPTION_VIEW.where(s.c.account_id == account_id).order_by(
-            s.c.started_at.desc(), s.c.id
-        )
-        return [_subscription(row) for row in self._c.execute(query)]
+        rows = self._c.execute(_FOR_ACCOUNT, {"account_id": account_id})
+        return [_subscription(row) for row in rows]
 
     def get(
         self, account_id: int, subscription_id: int, *, lock: bool = False
@@ -97,20 +116,33 @@ class SqlSubscriptions:
         row = self._c.execute(_SUBSCRIPTION_VIEW.where(s.c.id == subscription_id)).first()
         return _subscription(row) if row else None
 
+    def lock_many(self, subscription_ids: Iterable[int]) -> dict[int, Subscription]:
+        ids = sorted(set(subscription_ids))
+        if not ids:
+            return {}
+        query = _SUBSCRIPTION_VIEW.where(s.c.id.in_(ids)).order_by(s.c.id)
+        return {row.id: _subscription(row) for row in self._c.execute(query.with_for_update(of=s))}
+
     def save(self, subscription: Subscription) -> None:
-        self._c.execute(
-            update(s)
-            .where(s.c.id == subscription.id)
-            .values(
-                status=subscription.status.value,
-                auto_renew=subscription.auto_renew,
-                period_start=subscription.period.start,
-                period_end=subscription.period.end,
-                price_minor=subscription.price.amount_minor,
-                currency=subscription.price.currency,
-                version=s.c.version + 1,
+        self.save_many([subscription])
+
+    def save_many(self, subscriptions: Sequence[Subscription]) -> None:
+        if subscriptions:
+            self._c.execute(
+                _SAVE,
+                [
+                    {
+                        "b_id": sub.id,
+                        "b_status": sub.status.value,
+                        "b_auto_renew": sub.auto_renew,
+                        "b_period_start": sub.period.start,
+                        "b_period_end": sub.period.end,
+                        "b_price_minor": sub.price.amount_minor,
+                        "b_currency": sub.price.currency,
+                    }
+                    for sub in subscriptions
+                ],
             )
-        )
 
     def add(self, new: NewSubscription) -> int:
         reseller = new.reseller
@@ -198,6 +230,10 @@ class SqlCancellations:
     def reverse(self, reference: str, at: datetime) -> None:
         t = cancellations
         self._c.execute(update(t).where(t.c.reference == reference).values(reversed_at=at))
+
+    def correct_end(self, reference: str, ends_at: datetime) -> None:
+        t = cancellations
+        self._c.execute(update(t).where(t.c.reference == reference).values(ends_at=ends_at))
 
 
 class SqlCatalog:

@@ -26,6 +26,7 @@ SUBJECTS = {
     "charge_case_opened": "We received your question about a charge — case {reference}",
     "charge_case_refunded": "Case {reference}: {refund_amount} is on its way back to your card",
     "charge_case_rejected": "Case {reference}: the outcome of your question about a charge",
+    "last_renewal_declined": "Nothing charged: {product} ended on {ends_at} ({reference})",
     "withdrawal_received": "We received your withdrawal from {product} — reference {reference}",
 }
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -15,9 +15,11 @@ from fairsub.domain.catalog import Catalog
 from fairsub.domain.money import Money
 from fairsub.domain.subscriptions import PaymentMethod, Reseller, Subscription
 from fairsub.services.ports.billing import (
+    AttemptAnswer,
     BillingRepository,
     CaseRepository,
     DueRenewal,
+    Dunning,
     PricingRepository,
     RefundRepository,
     ReminderRepository,
@@ -35,6 +37,7 @@ from fairsub.services.ports.payments import (
 
 __all__ = [
     "AccountRepository",
+    "AttemptAnswer",
     "AuditLog",
     "BillingRepository",
     "CancellationRepository",
@@ -46,6 +49,7 @@ __all__ = [
     "ConsentRecord",
     "ConsentRepository",
     "DueRenewal",
+    "Dunning",
     "EmailMessage",
     "GatewayLedgerEntry",
     "GatewayTimeout",
@@ -135,6 +139,7 @@ class NewSubscription:
 
 class AccountRepository(Protocol):
     def get(self, account_id: int) -> Account | None: ...
+    def get_many(self, account_ids: Iterable[int]) -> dict[int, Account]: ...
     def by_email(self, email: str) -> tuple[Account, str] | None:
         """The account and its stored password hash."""
         ...
@@ -156,6 +161,10 @@ class AccountRepository(Protocol):
 class SessionRepository(Protocol):
     def add(self, session: WebSession) -> None: ...
     def get(self, token_hash: str) -> WebSession | None: ...
+    def get_with_account(self, token_hash: str) -> tuple[WebSession, Account] | None:
+        """The session and the account it signs in, in one read (every portal page)."""
+        ...
+
     def touch(self, token_hash: str, at: datetime) -> None: ...
     def delete(self, token_hash: str) -> None: ...
     def delete_for_account(self, account_id: int) -> None: ...
@@ -187,6 +196,12 @@ class SubscriptionRepository(Protocol):
         self, account_id: int, subscription_id: int, *, lock: bool = False
     ) -> Subscription | None: ...
     def save(self, subscription: Subscription) -> None: ...
+    def save_many(self, subscriptions: Sequence[Subscription]) -> None: ...
+    def lock_many(self, subscription_ids: Iterable[int]) -> dict[int, Subscription]:
+        """The subscriptions, locked for this transaction in id order (the order every
+        billing transaction locks in, so none deadlocks another on PostgreSQL)."""
+        ...
+
     def add(self, new: NewSubscription) -> int: ...
     def by_id(self, subscription_id: int) -> Subscription | None:
         """Any account's subscription, for operator tools (the CLI); never for the portal."""
@@ -203,10 +218,14 @@ class CancellationRepository(Protocol):
 
     def taken(self, reference: str) -> bool: ...
     def reverse(self, reference: str, at: datetime) -> None: ...
+    def correct_end(self, reference: str, ends_at: datetime) -> None:
+        """The service ended earlier than the cancellation said (its last renewal failed)."""
+        ...
 
 
 class AuditLog(Protocol):
     def append(self, entry: AuditEntry) -> int: ...
+    def append_many(self, entries: Sequence[AuditEntry]) -> None: ...
     def verify(self, progress: Callable[[int], None] | None = None) -> int | None:
         """The seq of the first entry whose hash does not match, or None if intact."""
         ...
@@ -217,6 +236,10 @@ class AuditLog(Protocol):
 class Outbox(Protocol):
     def add(self, message: OutboxMessage, at: datetime) -> bool:
         """False when a message with the same dedupe key is already there."""
+        ...
+
+    def add_many(self, messages: Sequence[OutboxMessage], at: datetime) -> None:
+        """Queue each message unless its dedupe key is already there."""
         ...
 
 

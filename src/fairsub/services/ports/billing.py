@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -39,12 +39,42 @@ class DueRenewal:
     payment_token: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class AttemptAnswer:
+    """The gateway's answer for one payment attempt, as the ledger records it."""
+
+    attempt_id: int
+    status: AttemptStatus
+    gateway_ref: str | None = None
+    decline_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Dunning:
+    """Where a subscription stands in dunning; writing it also ends a worker's lease."""
+
+    subscription_id: int
+    failed_attempts: int
+    next_retry_at: datetime | None
+
+
 class BillingRepository(Protocol):
+    """The ledger (invoices, payment attempts) and the renewal queue.
+
+    The batch methods (plural names) are what the billing run uses, one statement per
+    batch; the singular ones are the same operations for one row."""
+
     def claim_due(self, now: datetime, limit: int, lease_until: datetime) -> list[DueRenewal]: ...
     def release(self, subscription_id: int) -> None: ...
+    def release_many(self, subscription_ids: Iterable[int]) -> None: ...
     def take_invoice_numbers(self, count: int) -> int: ...
     def invoice_for(self, subscription_id: int, period_start: datetime) -> Invoice | None: ...
+    def invoices_for(self, period_starts: Mapping[int, datetime]) -> dict[int, Invoice]:
+        """subscription id -> its invoice for the period starting then, where one exists."""
+        ...
+
     def get_invoice(self, invoice_id: int) -> Invoice | None: ...
+    def get_invoices(self, invoice_ids: Iterable[int]) -> dict[int, Invoice]: ...
     def add_invoice(
         self,
         *,
@@ -56,11 +86,24 @@ class BillingRepository(Protocol):
         amount: Money,
         at: datetime,
     ) -> Invoice: ...
+    def add_invoices(self, drafts: Sequence[Invoice]) -> list[Invoice]:
+        """Insert invoices (their `id` is ignored); returns them with ids, in order."""
+        ...
+
     def set_invoice_status(
         self, invoice_id: int, status: InvoiceStatus, at: datetime | None = None
     ) -> None: ...
+    def set_invoice_statuses(
+        self, changes: Sequence[tuple[int, InvoiceStatus]], at: datetime | None
+    ) -> None:
+        """Paid invoices get `at` as their paid time."""
+        ...
+
     def open_invoice_for(self, subscription_id: int) -> Invoice | None: ...
-    def attempts_made(self, invoice_id: int) -> int: ...
+    def attempt_counts(self, invoice_ids: Iterable[int]) -> dict[int, int]:
+        """invoice id -> attempts made on it (invoices without any are left out)."""
+        ...
+
     def add_attempt(
         self,
         *,
@@ -71,6 +114,10 @@ class BillingRepository(Protocol):
         payment_token: str,
         at: datetime,
     ) -> PaymentAttempt: ...
+    def add_attempts(self, drafts: Sequence[PaymentAttempt]) -> list[PaymentAttempt]:
+        """Insert attempts (their `id` is ignored); returns them with ids, in order."""
+        ...
+
     def settle_attempt(
         self,
         attempt_id: int,
@@ -80,12 +127,17 @@ class BillingRepository(Protocol):
         gateway_ref: str | None = None,
         decline_reason: str | None = None,
     ) -> bool: ...
+    def settle_attempts(self, answers: Sequence[AttemptAnswer], at: datetime) -> set[int]:
+        """Record each answer once; returns the ids recorded now (not settled before)."""
+        ...
+
     def in_flight(self, subscription_id: int) -> PaymentAttempt | None: ...
     def unsettled(self, now: datetime, limit: int) -> list[PaymentAttempt]: ...
     def get_attempt(self, attempt_id: int) -> PaymentAttempt | None: ...
     def set_dunning(
         self, subscription_id: int, failed_attempts: int, next_retry_at: datetime | None
     ) -> None: ...
+    def set_dunning_many(self, states: Sequence[Dunning]) -> None: ...
     def ending(self, now: datetime, grace_cutoff: datetime, limit: int) -> list[tuple[int, int]]:
         """(subscription id, account id) of subscriptions to expire now."""
         ...
