@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import structlog
@@ -26,6 +30,19 @@ from fairsub.domain.contacts import OfficialChannels
 from fairsub.domain.refunds import RefundPolicy
 from fairsub.services.ports import Clock, Mailer, PasswordHasher, PaymentGateway
 
+T = TypeVar("T")
+
+
+def _stamp(path: Path | None) -> tuple[int, int] | None:
+    """When and how big the operator's file is; None for the shipped demo file."""
+    if path is None:
+        return None
+    try:
+        found = os.stat(path)
+    except OSError:
+        return (-1, -1)  # the loader says what is wrong
+    return (found.st_mtime_ns, found.st_size)
+
 
 @dataclass
 class Container:
@@ -39,12 +56,24 @@ class Container:
     channels: OfficialChannels
     secret_key: bytes
     gateway: PaymentGateway
+    _parsed: dict[str, tuple[Any, Any]] = field(default_factory=dict, repr=False)
 
     def catalog(self) -> Catalog:
-        return load_catalog(self.settings.catalog_file)
+        return self._operator_file("catalog", self.settings.catalog_file, load_catalog)
 
     def refund_policy(self) -> RefundPolicy:
-        return load_policy(self.settings.refund_policy_file or self.settings.catalog_file)
+        path = self.settings.refund_policy_file or self.settings.catalog_file
+        return self._operator_file("policy", path, load_policy)
+
+    def _operator_file(self, name: str, path: Path | None, load: Callable[[Path | None], T]) -> T:
+        """Parsed once, and again whenever the file changes: the portal and the worker keep
+        running while the operator edits it."""
+        stamp = (path, _stamp(path))
+        cached = self._parsed.get(name)
+        if cached is None or cached[0] != stamp:
+            cached = self._parsed[name] = (stamp, load(path))
+        value: T = cached[1]
+        return value
 
     def close(self) -> None:
         self.relay.stop()

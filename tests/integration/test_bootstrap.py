@@ -52,3 +52,31 @@ def test_the_test_clock_is_shared_through_a_file(tmp_path: Path) -> None:
 def test_production_refuses_the_test_clock(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="FAIRSUB_CLOCK=test"):
         settings(tmp_path, env="production", secret_key="s" * 40, mail_backend="smtp", clock="test")
+
+
+def test_the_refund_policy_is_read_once_and_again_when_the_operator_edits_it(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    from fairsub.domain.refunding import ArrivalWindow
+    from fairsub.domain.subscriptions import PaymentMethodKind
+    from tests.conftest import make_container
+    from tests.fakes import FakeClock
+
+    demo = Path(__file__).resolve().parents[2] / "src/fairsub/data/demo-catalog.toml"
+    policy = tmp_path / "policy.toml"
+    policy.write_text(demo.read_text("utf-8"))
+    container = make_container(sqlite_url, tmp_path, FakeClock(), refund_policy_file=policy)
+    try:
+        first = container.refund_policy()
+        assert container.refund_policy() is first  # not parsed again per request
+        card = "card = { earliest = 5, latest = 10 }"
+        policy.write_text(
+            policy.read_text("utf-8").replace(card, "card = { earliest = 3, latest = 4 }")
+        )
+
+        edited = container.refund_policy()
+
+        assert edited is not first
+        assert edited.arrival.for_kind(PaymentMethodKind.CARD) == ArrivalWindow(3, 4)
+    finally:
+        container.close()
