@@ -1,12 +1,16 @@
 """Formatting for people: money, dates and times in the reader's locale and time zone.
 
 Display only. Inside fairsub money is Money and time is UTC; this is the last step.
+
+Every page formats a handful of prices and dates, mostly the same ones (catalog prices, the
+days periods end on), so results are cached per locale: Babel parses the locale and applies
+the CLDR pattern anew on every call, which cost more than the rest of rendering a row.
 """
 
 from __future__ import annotations
 
 import functools
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -31,21 +35,30 @@ def ui_locale(locale: str) -> str:
     return f"en_{territory}"
 
 
+@functools.cache
+def _babel_locale(locale: str) -> Locale:
+    return Locale.parse(ui_locale(locale))
+
+
+@functools.lru_cache(maxsize=4096)
 def money(value: Money, locale: str) -> str:
     amount = Decimal(value.amount_minor).scaleb(-minor_units(value.currency))
-    return format_currency(amount, value.currency, locale=ui_locale(locale))
+    return format_currency(amount, value.currency, locale=_babel_locale(locale))
+
+
+@functools.lru_cache(maxsize=4096)
+def _long_date(day: date, locale: str) -> str:
+    return format_date(day, "long", locale=_babel_locale(locale))
 
 
 def local_date(moment: datetime, timezone: str, locale: str) -> str:
-    return format_date(
-        moment.astimezone(ZoneInfo(timezone)).date(), "long", locale=ui_locale(locale)
-    )
+    return _long_date(moment.astimezone(ZoneInfo(timezone)).date(), locale)
 
 
 def local_datetime(moment: datetime, timezone: str, locale: str) -> str:
     """'27 November 2026 at 14:03:09 GMT' style, with the zone spelled out."""
     local = moment.astimezone(ZoneInfo(timezone))
-    return format_datetime(local, "long", tzinfo=ZoneInfo(timezone), locale=ui_locale(locale))
+    return format_datetime(local, "long", tzinfo=ZoneInfo(timezone), locale=_babel_locale(locale))
 
 
 def parse_iso(text: str) -> datetime:

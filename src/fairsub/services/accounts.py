@@ -104,14 +104,13 @@ def current_account(uow: UnitOfWork, clock: Clock, session_token: str) -> Accoun
     now = clock.now()
     token_hash = hash_token(session_token)
     with uow.read():
-        session = uow.sessions.get(token_hash)
-        if session is None:
-            return None
-        expired = (
-            now - session.last_seen_at >= SESSION_IDLE
-            or now - session.created_at >= SESSION_ABSOLUTE
-        )
-        account = None if expired else uow.accounts.get(session.account_id)
+        found = uow.sessions.get_with_account(token_hash)
+    if found is None:
+        return None
+    session, account = found
+    expired = (
+        now - session.last_seen_at >= SESSION_IDLE or now - session.created_at >= SESSION_ABSOLUTE
+    )
     if expired:
         with uow.write():
             uow.sessions.delete(token_hash)

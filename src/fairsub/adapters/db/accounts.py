@@ -17,12 +17,16 @@ def _account(row: Row) -> Account:  # type: ignore[type-arg]
     return Account(row.id, row.email, row.name, row.region, row.locale, row.timezone)
 
 
+# Built once: on a one-row lookup, building the statement costs more than running it.
+_ACCOUNT = select(accounts).where(accounts.c.id == bindparam("account_id"))
+
+
 class SqlAccounts:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
 
     def get(self, account_id: int) -> Account | None:
-        row = self._c.execute(select(accounts).where(accounts.c.id == account_id)).first()
+        row = self._c.execute(_ACCOUNT, {"account_id": account_id}).first()
         return _account(row) if row else None
 
     def get_many(self, account_ids: Iterable[int]) -> dict[int, Account]:

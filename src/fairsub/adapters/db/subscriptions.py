@@ -47,9 +47,28 @@ _SUBSCRIPTION_VIEW = (
     .outerjoin(pm, pm.c.id == s.c.payment_method_id)
 )
 
-# The dashboard's one query, built once: every subscription with its plan, product and card.
+# The portal's statements, built once: building and compiling a statement's cache key costs
+# more CPU than SQLite takes to run it. The dashboard's one query: every subscription with
+# its plan, product and card.
 _FOR_ACCOUNT = _SUBSCRIPTION_VIEW.where(s.c.account_id == bindparam("account_id")).order_by(
     s.c.started_at.desc(), s.c.id
+)
+_ONE = _SUBSCRIPTION_VIEW.where(
+    s.c.id == bindparam("subscription_id"), s.c.account_id == bindparam("account_id")
+)
+_ONE_LOCKED = _ONE.with_for_update(of=s)
+_ADD_CANCELLATION = insert(cancellations)
+_OPEN_CANCELLATION = (
+    select(cancellations)
+    .where(
+        cancellations.c.subscription_id == bindparam("subscription_id"),
+        cancellations.c.reversed_at.is_(None),
+    )
+    .order_by(cancellations.c.received_at.desc())
+    .limit(1)
+)
+_REFERENCE_TAKEN = select(cancellations.c.reference).where(
+    cancellations.c.reference == bindparam("reference")
 )
 
 
@@ -106,10 +125,10 @@ class SqlSubscriptions:
     def get(
         self, account_id: int, subscription_id: int, *, lock: bool = False
     ) -> Subscription | None:
-        query = _SUBSCRIPTION_VIEW.where(s.c.id == subscription_id, s.c.account_id == account_id)
-        if lock:
-            query = query.with_for_update(of=s)
-        row = self._c.execute(query).first()
+        row = self._c.execute(
+            _ONE_LOCKED if lock else _ONE,
+            {"subscription_id": subscription_id, "account_id": account_id},
+        ).first()
         return _subscription(row) if row else None
 
     def by_id(self, subscription_id: int) -> Subscription | None:
@@ -190,27 +209,22 @@ class SqlCancellations:
     def add(self, cancellation: Cancellation) -> None:
         c = cancellation
         self._c.execute(
-            insert(cancellations).values(
-                reference=c.reference,
-                account_id=c.account_id,
-                subscription_id=c.subscription_id,
-                received_at=c.received_at,
-                ends_at=c.ends_at,
-                channel=c.channel,
-                actor=c.actor,
-                declaration=c.declaration,
-                reversed_at=c.reversed_at,
-            )
+            _ADD_CANCELLATION,
+            {
+                "reference": c.reference,
+                "account_id": c.account_id,
+                "subscription_id": c.subscription_id,
+                "received_at": c.received_at,
+                "ends_at": c.ends_at,
+                "channel": c.channel,
+                "actor": c.actor,
+                "declaration": c.declaration,
+                "reversed_at": c.reversed_at,
+            },
         )
 
     def open_for(self, subscription_id: int) -> Cancellation | None:
-        t = cancellations
-        row = self._c.execute(
-            select(t)
-            .where(t.c.subscription_id == subscription_id, t.c.reversed_at.is_(None))
-            .order_by(t.c.received_at.desc())
-            .limit(1)
-        ).first()
+        row = self._c.execute(_OPEN_CANCELLATION, {"subscription_id": subscription_id}).first()
         return _cancellation(row) if row else None
 
     def by_reference(self, account_id: int, reference: str) -> Cancellation | None:
@@ -221,11 +235,7 @@ class SqlCancellations:
         return _cancellation(row) if row else None
 
     def taken(self, reference: str) -> bool:
-        t = cancellations
-        return (
-            self._c.execute(select(t.c.reference).where(t.c.reference == reference)).first()
-            is not None
-        )
+        return self._c.execute(_REFERENCE_TAKEN, {"reference": reference}).first() is not None
 
     def reverse(self, reference: str, at: datetime) -> None:
         t = cancellations

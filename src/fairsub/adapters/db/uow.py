@@ -101,6 +101,13 @@ class SqlUnitOfWork:
             connection = self._engine.connect()
             if self._write:
                 connection = connection.execution_options(**{WRITE_OPTION: True})
+            elif connection.dialect.name == "postgresql":
+                # A read needs no transaction on PostgreSQL: under READ COMMITTED each
+                # statement sees what was committed when it started, in a transaction or
+                # not. Without one, a one-query read is one round trip instead of three
+                # (BEGIN, query, ROLLBACK), and psycopg keeps its prepared statements,
+                # which every ROLLBACK discards. So a read must never write.
+                connection = connection.execution_options(isolation_level="AUTOCOMMIT")
             connection.begin()
         except BaseException:
             if self._write:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import quote
@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from fairsub.bootstrap import Container
 from fairsub.domain.errors import FairsubError
 from fairsub.entrypoints.web.deps import SignInRequiredError
+from fairsub.entrypoints.web.middleware import SeedAndHeaders
 from fairsub.entrypoints.web.pages import render
 from fairsub.entrypoints.web.routes import account, auth, billing, dev, public
 from fairsub.entrypoints.web.routes import cancel_now as cancel_now_routes
@@ -24,7 +25,7 @@ from fairsub.entrypoints.web.routes import cases as case_routes
 from fairsub.entrypoints.web.routes import checkout as checkout_routes
 from fairsub.entrypoints.web.routes import payment_methods as payment_method_routes
 from fairsub.entrypoints.web.routes import withdrawal as withdrawal_routes
-from fairsub.entrypoints.web.security import SECURITY_HEADERS, CookiePolicy, new_seed
+from fairsub.entrypoints.web.security import CookiePolicy
 from fairsub.entrypoints.worker import Worker
 
 log = structlog.get_logger(__name__)
@@ -58,30 +59,7 @@ def create_app(
     cookies = CookiePolicy(secure=container.settings.base_url.startswith("https://"))
     app.state.cookies = cookies
 
-    @app.middleware("http")
-    async def seed_and_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        seed = cookies.seed(request)
-        request.state.csrf_seed = seed or new_seed()
-        response = await call_next(request)
-        if seed is None:
-            cookies.set_seed(response, request.state.csrf_seed)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if request.url.path.startswith(
-            (
-                "/account",
-                "/login",
-                "/password-reset",
-                "/dev",
-                "/checkout",
-                "/withdraw",
-                "/vertrag-widerrufen",
-            )
-        ):
-            response.headers["Cache-Control"] = "no-store"
-        return response
+    app.add_middleware(SeedAndHeaders, cookies=cookies)
 
     @app.exception_handler(SignInRequiredError)
     async def sign_in_required(request: Request, error: SignInRequiredError) -> Response:

@@ -18,12 +18,15 @@ from fairsub.domain.accounts import Account
 from fairsub.domain.money import Money
 from fairsub.entrypoints.web.security import csrf_token
 
+# Templates ship with the package and change only with it, like the code: no stat() of every
+# template a page uses on every request to see whether it changed (auto_reload).
 templates = Jinja2Templates(
     env=Environment(
         loader=FileSystemLoader(Path(__file__).parent / "templates"),
         autoescape=select_autoescape(
             enabled_extensions=("html",), disabled_extensions=("txt",), default=True
         ),
+        auto_reload=False,
     )
 )
 

@@ -297,6 +297,8 @@ class UnitOfWork(Protocol):
     """One transaction. `with uow.write():` for changes, `with uow.read():` for queries.
 
     Nothing is written unless `commit()` is called; leaving the block rolls back.
+    A read block never writes (on PostgreSQL it may run outside a transaction, each
+    query seeing what was committed when it started, as READ COMMITTED does anyway).
     Callbacks registered with `after_commit` run only once the commit succeeded.
     """
 

@@ -5,16 +5,34 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
-from fairsub.entrypoints.web.deps import ContainerDep, CsrfChecked, CurrentCustomer
+from fairsub.domain.accounts import Account
+from fairsub.domain.cancellations import Cancellation
+from fairsub.domain.subscriptions import Subscription
+from fairsub.entrypoints.web.deps import (
+    ContainerDep,
+    CsrfChecked,
+    CurrentCustomer,
+    SessionToken,
+    signed_in,
+)
 from fairsub.entrypoints.web.pages import render
+from fairsub.entrypoints.web.threads import in_db_thread
 from fairsub.services import cancel_refund, subscriptions
 
 router = APIRouter(prefix="/account")
 
 
+# The busiest pages: the session check and the change or query in one trip to the small
+# database pool (see threads.py and deps.SessionToken), the page rendered after it.
+
+
 @router.get("")
-def dashboard(request: Request, app: ContainerDep, customer: CurrentCustomer) -> Response:
-    found = subscriptions.list_subscriptions(app.uows(), customer.id)
+async def dashboard(request: Request, app: ContainerDep, session: SessionToken) -> Response:
+    def load() -> tuple[Account, list[Subscription]]:
+        customer = signed_in(request, app, session)
+        return customer, subscriptions.list_subscriptions(app.uows(), customer.id)
+
+    customer, found = await in_db_thread(load)
     return render(request, "account.html", account=customer, subscriptions=found)
 
 
@@ -57,29 +75,41 @@ def confirm_turn_off(
 
 
 @router.post("/subscriptions/{subscription_id}/turn-off", dependencies=[CsrfChecked])
-def turn_off(app: ContainerDep, customer: CurrentCustomer, subscription_id: int) -> Response:
-    cancellation = subscriptions.turn_off_auto_renew(
-        app.uows(),
-        app.clock,
-        account_id=customer.id,
-        subscription_id=subscription_id,
-        actor=f"customer:{customer.id}",
-        channel="portal",
-    )
+async def turn_off(
+    request: Request, app: ContainerDep, session: SessionToken, subscription_id: int
+) -> Response:
+    def change() -> Cancellation:
+        customer = signed_in(request, app, session)
+        return subscriptions.turn_off_auto_renew(
+            app.uows(),
+            app.clock,
+            account_id=customer.id,
+            subscription_id=subscription_id,
+            actor=f"customer:{customer.id}",
+            channel="portal",
+        )
+
+    cancellation = await in_db_thread(change)
     # Shown only now, after the commit (invariant 4). Post/redirect/get: a reload is harmless.
     return RedirectResponse(f"/account/cancellations/{cancellation.reference}", 303)
 
 
 @router.post("/subscriptions/{subscription_id}/turn-on", dependencies=[CsrfChecked])
-def turn_on(app: ContainerDep, customer: CurrentCustomer, subscription_id: int) -> Response:
-    subscriptions.turn_on_auto_renew(
-        app.uows(),
-        app.clock,
-        account_id=customer.id,
-        subscription_id=subscription_id,
-        actor=f"customer:{customer.id}",
-        channel="portal",
-    )
+async def turn_on(
+    request: Request, app: ContainerDep, session: SessionToken, subscription_id: int
+) -> Response:
+    def change() -> None:
+        customer = signed_in(request, app, session)
+        subscriptions.turn_on_auto_renew(
+            app.uows(),
+            app.clock,
+            account_id=customer.id,
+            subscription_id=subscription_id,
+            actor=f"customer:{customer.id}",
+            channel="portal",
+        )
+
+    await in_db_thread(change)
     return RedirectResponse(f"/account/subscriptions/{subscription_id}?done=on", 303)
 
 
