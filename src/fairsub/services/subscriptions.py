@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from fairsub.domain.accounts import Account
 from fairsub.domain.cancellations import Cancellation
 from fairsub.domain.errors import InvalidInput, InvalidTransition, NotFound
 from fairsub.domain.references import new_reference, normalize_reference
@@ -63,74 +65,132 @@ def turn_off_auto_renew(
         if subscription is None or account is None:
             raise NotFound("There is no such subscription on your account.")
         now = clock.now()
-        before = _snapshot(subscription)
-        if not subscription.turn_off_auto_renew(now):
+        cancellation = record_turn_off(
+            uow, account, subscription, now, actor=actor, channel=channel, reason=reason
+        )
+        if cancellation is None:
             existing = uow.cancellations.open_for(subscription.id)
             if existing is None:
                 raise InvalidTransition("Auto-renew is already off for this subscription.")
             return existing
-        reference = new_reference()
-        while uow.cancellations.taken(reference):
-            reference = new_reference()  # pragma: no cover - 1 in 34 billion
-        # The race with a renewal, decided by the subscription's row lock: if the billing
-        # run committed a charge for the next period first, that charge goes ahead and the
-        # customer is told so; otherwise nothing more is ever charged.
-        charging = uow.billing.in_flight(subscription.id)
-        invoice = uow.billing.get_invoice(charging.invoice_id) if charging else None
-        ends_at = invoice.period_end if invoice else subscription.ends_at
-        declaration = (
-            f"Turn off auto-renew for {subscription.product_name} "
-            f"({subscription.plan_name}); keep the service until "
-            f"{ends_at:%Y-%m-%d %H:%M} UTC and pay nothing more."
-        )
-        if invoice is not None:
-            declaration += (
-                f" A renewal charge of {invoice.amount.plain()} for the period from "
-                f"{invoice.period_start:%Y-%m-%d} had already started before this request; "
-                "if it goes through, that period is yours, and it is the last charge."
-            )
-        cancellation = Cancellation(
-            reference=reference,
-            account_id=account_id,
-            subscription_id=subscription.id,
-            received_at=now,
-            ends_at=ends_at,
-            channel=channel,
-            actor=actor,
-            declaration=declaration,
-        )
-        uow.subscriptions.save(subscription)
-        uow.cancellations.add(cancellation)
-        enqueue(
-            uow,
-            AUTO_RENEW_OFF,
-            account,
-            now,
-            dedupe_key=f"auto_renew_off:{reference}",
-            reference=reference,
-            product=subscription.product_name,
-            plan=subscription.plan_name,
-            received_at=now.isoformat(),
-            ends_at=ends_at.isoformat(),
-            charge_in_flight=invoice.amount.plain() if invoice else None,
-            subscription_path=f"/account/subscriptions/{subscription.id}",
-            confirmation_path=f"/account/cancellations/{reference}",
-        )
-        # Audited last: the entry locks the chain's head until commit, so keep that short.
-        audit.record(
-            uow,
-            actor=actor,
-            channel=channel,
-            action=f"{channel}:subscription:auto_renew_off",
-            subject=f"subscription:{subscription.id}",
-            account_id=account_id,
-            at=now,
-            before=before,
-            after={**_snapshot(subscription), "reference": reference},
-            reason=reason,
-        )
         uow.commit()
     return cancellation
+
+
+def record_turn_off(
+    uow: UnitOfWork,
+    account: Account,
+    subscription: Subscription,
+    now: datetime,
+    *,
+    actor: str,
+    channel: str,
+    reason: str | None = None,
+    declared: str | None = None,
+    email_key: str = "auto_renew_off",
+    email_facts: dict[str, Any] | None = None,
+) -> Cancellation | None:
+    """Turn auto-renew off inside the caller's transaction (the subscription locked by
+    it): the subscription, the cancellation with its reference, the email and the audit
+    entry. None, and nothing written, when auto-renew was off already.
+
+    `declared` goes before the standard declaration (what the customer said, in a form
+    of their own); `email_key` and `email_facts` let such a form add to the same email."""
+    before = _snapshot(subscription)
+    if not subscription.turn_off_auto_renew(now):
+        return None
+    reference = new_reference()
+    while uow.cancellations.taken(reference):
+        reference = new_reference()  # pragma: no cover - 1 in 34 billion
+    # The race with a renewal, decided by the subscription's row lock: if the billing
+    # run committed a charge for the next period first, that charge goes ahead and the
+    # customer is told so; otherwise nothing more is ever charged.
+    charging = uow.billing.in_flight(subscription.id)
+    invoice = uow.billing.get_invoice(charging.invoice_id) if charging else None
+    ends_at = invoice.period_end if invoice else subscription.ends_at
+    declaration = (
+        f"Turn off auto-renew for {subscription.product_name} "
+        f"({subscription.plan_name}); keep the service until "
+        f"{ends_at:%Y-%m-%d %H:%M} UTC and pay nothing more."
+    )
+    if invoice is not None:
+        declaration += (
+            f" A renewal charge of {invoice.amount.plain()} for the period from "
+            f"{invoice.period_start:%Y-%m-%d} had already started before this request; "
+            "if it goes through, that period is yours, and it is the last charge."
+        )
+    if declared:
+        declaration = f"{declared} {declaration}"
+    cancellation = Cancellation(
+        reference=reference,
+        account_id=account.id,
+        subscription_id=subscription.id,
+        received_at=now,
+        ends_at=ends_at,
+        channel=channel,
+        actor=actor,
+        declaration=declaration,
+    )
+    uow.subscriptions.save(subscription)
+    uow.cancellations.add(cancellation)
+    facts = dict(email_facts or {})
+    if declared:
+        facts["declaration"] = declaration
+    announce_turn_off(
+        uow,
+        account,
+        subscription,
+        cancellation,
+        now,
+        email_key=email_key,
+        charge_in_flight=invoice.amount.plain() if invoice else None,
+        **facts,
+    )
+    # Audited last: the entry locks the chain's head until commit, so keep that short.
+    audit.record(
+        uow,
+        actor=actor,
+        channel=channel,
+        action=f"{channel}:subscription:auto_renew_off",
+        subject=f"subscription:{subscription.id}",
+        account_id=account.id,
+        at=now,
+        before=before,
+        after={**_snapshot(subscription), "reference": reference},
+        reason=reason,
+    )
+    return cancellation
+
+
+def announce_turn_off(
+    uow: UnitOfWork,
+    account: Account,
+    subscription: Subscription,
+    cancellation: Cancellation,
+    now: datetime,
+    *,
+    email_key: str = "auto_renew_off",
+    charge_in_flight: str | None = None,
+    **facts: Any,
+) -> bool:
+    """Queue the "auto-renew is off" confirmation to the account's own address; once per
+    `email_key` and reference (False when it was queued before)."""
+    return enqueue(
+        uow,
+        AUTO_RENEW_OFF,
+        account,
+        now,
+        dedupe_key=f"{email_key}:{cancellation.reference}",
+        reference=cancellation.reference,
+        product=subscription.product_name,
+        plan=subscription.plan_name,
+        received_at=now.isoformat(),
+        ends_at=cancellation.ends_at.isoformat(),
+        charge_in_flight=charge_in_flight,
+        subscription_path=f"/account/subscriptions/{subscription.id}",
+        confirmation_path=f"/account/cancellations/{cancellation.reference}",
+        **facts,
+    )
 
 
 def turn_on_auto_renew(

@@ -20,44 +20,39 @@ withdrawal changes nothing and sends no second email.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
-from fairsub.domain.accounts import Account, normalize_email
+from fairsub.domain.accounts import Account
 from fairsub.domain.billing import InvoiceKind
 from fairsub.domain.cancellations import Cancellation
-from fairsub.domain.errors import InvalidInput, TooManyAttempts
 from fairsub.domain.money import Money
 from fairsub.domain.offers import WITHDRAWAL_DAYS
 from fairsub.domain.periods import Period
-from fairsub.domain.references import is_valid_reference, new_reference, normalize_reference
+from fairsub.domain.references import new_reference
 from fairsub.domain.refunding import RefundKind as RefundRecordKind
 from fairsub.domain.refunds import ChargeKind, RefundDecision, RefundPolicy, decide
 from fairsub.domain.subscriptions import Status, Subscription
-from fairsub.services import audit, refunds
+from fairsub.services import audit, public_forms, refunds
 from fairsub.services.notifications import WITHDRAWAL_RECEIVED, enqueue
 from fairsub.services.ports import Clock, PaymentGateway, UnitOfWork, UnitOfWorkFactory
 
+# Shared with the cancellation button (services.public_forms); named here too for callers.
+from fairsub.services.public_forms import CONTRACT_MISSING as CONTRACT_MISSING
+from fairsub.services.public_forms import EMAIL_MISSING as EMAIL_MISSING
+from fairsub.services.public_forms import MAX_PER_ADDRESS as MAX_PER_ADDRESS
+from fairsub.services.public_forms import MAX_PER_EMAIL as MAX_PER_EMAIL
+from fairsub.services.public_forms import NAME_MISSING as NAME_MISSING
+from fairsub.services.public_forms import Identity
+
 # The statutory period, held like the refund policy's windows: to the second, inclusive.
 PERIOD = timedelta(days=WITHDRAWAL_DAYS)
-THROTTLE_WINDOW = timedelta(hours=1)
-MAX_PER_EMAIL = 5
-MAX_PER_ADDRESS = 20
+FORM = "withdrawal"  # the throttle's namespace
 ACTOR = "public:withdrawal-form"
 REFUND_DUE_WITHIN = timedelta(days=14)  # C26: the law's deadline for paying it back
-_NO_ACCOUNT = 0  # ids start at 1: lookups with it find nothing, at the same cost
-_RECEIPT_NUMBER = re.compile(r"[^\d]{0,24}?(\d{1,12})")
 
-NAME_MISSING = "Enter your name."
-EMAIL_MISSING = "Enter the email address of your account."
-CONTRACT_MISSING = (
-    "Enter the receipt number from your purchase email (for example 1042), "
-    "or a reference such as FS-7K3M-Q9TZ."
-)
 TOO_MANY = (
     "Too many withdrawal requests from here or for this email address. Please try again in an hour."
 )
@@ -71,39 +66,6 @@ class WithdrawalReceipt:
     about whether it matched a contract."""
 
     received_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class _Declared:
-    email: str
-    name: str
-    receipt_number: int | None
-    reference: str | None
-    reason: str
-
-    @property
-    def contract(self) -> str:
-        return f"reference {self.reference}" if self.reference else f"receipt {self.receipt_number}"
-
-
-def _declared(email: str, name: str, contract: str, reason: str) -> _Declared:
-    """The form, checked for shape only: nothing here depends on what is on file."""
-    name = " ".join(name.split())
-    if not name or len(name) > 200:
-        raise InvalidInput(NAME_MISSING)
-    try:
-        email = normalize_email(email)
-    except InvalidInput:
-        raise InvalidInput(EMAIL_MISSING) from None
-    contract = contract.strip()
-    number = None
-    reference = normalize_reference(contract) if is_valid_reference(contract) else None
-    if reference is None:
-        found = _RECEIPT_NUMBER.fullmatch(contract)
-        if found is None or int(found.group(1)) == 0:
-            raise InvalidInput(CONTRACT_MISSING)
-        number = int(found.group(1))
-    return _Declared(email, name, number, reference, " ".join(reason.split())[:2000])
 
 
 def withdraw(
@@ -124,15 +86,16 @@ def withdraw(
     when throttled; otherwise answers the same whatever is on file. `defer`, if given,
     runs the gateway call later (the portal: after the response), so its latency never
     shows in the answer; a refund not sent is sent by the janitor (`refunds.settle`)."""
-    declared = _declared(email, name, contract, reason)
+    declared = public_forms.identify(email, name, contract)
+    reason = public_forms.plain(reason)[:2000]
     now = clock.now()
     client = {"address": address, "user_agent": user_agent[:200]}
     refund_ids: list[int] = []
     with uows().write() as uow:
-        _throttle(uow, declared.email, address, now)
-        found = _find(uow, declared)
+        public_forms.throttle(uow, FORM, declared.email, address, now, TOO_MANY)
+        found = public_forms.find(uow, declared)
         if found is not None and _withdrawable(uow, policy, *found, now):
-            refund_ids = _withdraw(uow, policy, *found, declared, now, client)
+            refund_ids = _withdraw(uow, policy, *found, declared, reason, now, client)
         uow.commit()
     for refund_id in refund_ids:
         send = partial(refunds.send, uows, gateway, clock, refund_id, arrival=policy.arrival)
@@ -141,47 +104,6 @@ def withdraw(
         else:
             defer(send)
     return WithdrawalReceipt(now)
-
-
-def _throttle_keys(email: str, address: str) -> tuple[str, str]:
-    """Rows in the sign-in attempts table, namespaced so they never count against signing
-    in; the typed email is kept only as a hash (it may be nobody's)."""
-    digest = hashlib.sha256(email.encode()).hexdigest()
-    return f"withdrawal:{digest}", f"withdrawal:{address}"[:64]
-
-
-def _throttle(uow: UnitOfWork, email: str, address: str, now: datetime) -> None:
-    by_email, by_address = _throttle_keys(email, address)
-    since = now - THROTTLE_WINDOW
-    if (
-        uow.sign_in_attempts.failures_for_email(by_email, since) >= MAX_PER_EMAIL
-        or uow.sign_in_attempts.failures_for_address(by_address, since) >= MAX_PER_ADDRESS
-    ):
-        raise TooManyAttempts(TOO_MANY, int(THROTTLE_WINDOW.total_seconds()))
-    uow.sign_in_attempts.record(by_email, by_address, now, succeeded=False)
-
-
-def _find(uow: UnitOfWork, declared: _Declared) -> tuple[Account, Subscription] | None:
-    """The account's subscription the contract names, locked. An unknown email runs the
-    same lookups against no account, so both answers take about as long."""
-    on_file = uow.accounts.by_email(declared.email)
-    account_id = on_file[0].id if on_file else _NO_ACCOUNT
-    subscription_id = None
-    if declared.reference is not None:
-        cancellation = uow.cancellations.by_reference(account_id, declared.reference)
-        subscription_id = cancellation.subscription_id if cancellation else None
-    else:
-        for invoice, _ in uow.billing.statement(account_id):
-            if invoice.number == declared.receipt_number:
-                subscription_id = invoice.subscription_id
-    subscription = (
-        uow.subscriptions.get(account_id, subscription_id, lock=True)
-        if subscription_id is not None
-        else None
-    )
-    if on_file is None or subscription is None:
-        return None
-    return on_file[0], subscription
 
 
 def _withdrawable(
@@ -207,7 +129,8 @@ def _withdraw(
     policy: RefundPolicy,
     account: Account,
     subscription: Subscription,
-    declared: _Declared,
+    declared: Identity,
+    reason: str,
     now: datetime,
     client: dict[str, str],
 ) -> list[int]:
@@ -227,7 +150,7 @@ def _withdraw(
         f"{subscription.product_name} ({subscription.plan_name}), {declared.contract}, "
         f"bought on {subscription.started_at:%Y-%m-%d %H:%M} UTC. "
         f"Name: {declared.name}. Email: {declared.email}."
-        + (f" Reason: {declared.reason}" if declared.reason else "")
+        + (f" Reason: {reason}" if reason else "")
     )
     uow.cancellations.add(
         Cancellation(
@@ -278,7 +201,7 @@ def _withdraw(
             "name_given": declared.name,
             **client,
         },
-        reason=declared.reason or None,
+        reason=reason or None,
     )
     _acknowledge(uow, policy, account, subscription, decided, declaration, reference, waived, now)
     return refund_ids

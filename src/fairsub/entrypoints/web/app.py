@@ -19,7 +19,14 @@ from fairsub.domain.errors import FairsubError
 from fairsub.entrypoints.web.deps import SignInRequiredError
 from fairsub.entrypoints.web.middleware import SeedAndHeaders
 from fairsub.entrypoints.web.pages import render
-from fairsub.entrypoints.web.routes import account, auth, billing, dev, public
+from fairsub.entrypoints.web.routes import (
+    account,
+    auth,
+    billing,
+    dev,
+    public,
+    statutory_cancellation,
+)
 from fairsub.entrypoints.web.routes import cancel_now as cancel_now_routes
 from fairsub.entrypoints.web.routes import cases as case_routes
 from fairsub.entrypoints.web.routes import checkout as checkout_routes
@@ -111,7 +118,11 @@ def create_app(
         log.exception("unhandled_error", path=request.url.path)
         return HTMLResponse(
             "<!doctype html><title>Something went wrong</title><h1>Something went wrong</h1>"
-            "<p>Nothing was changed. Please try again in a moment.</p>",
+            "<p>Nothing was changed. Please try again in a moment.</p>"
+            # The contract links stay reachable even here (C2, C24).
+            '<p><a href="/withdraw">Withdraw from contract here</a> · '
+            '<a href="/vertrag-widerrufen" lang="de">Vertrag widerrufen</a> · '
+            '<a href="/vertraege-kuendigen" lang="de">Verträge hier kündigen</a></p>',
             status_code=500,
         )
 
@@ -123,6 +134,7 @@ def create_app(
     app.include_router(checkout_routes.router)
     app.include_router(payment_method_routes.router)
     app.include_router(withdrawal_routes.router)
+    app.include_router(statutory_cancellation.router)
     app.include_router(case_routes.router)
     app.include_router(cancel_now_routes.router)
     if container.settings.is_dev:

@@ -23,6 +23,7 @@ NO_STORE_PREFIXES = (
     "/checkout",
     "/withdraw",
     "/vertrag-widerrufen",
+    "/vertraege-kuendigen",
 )
 
 

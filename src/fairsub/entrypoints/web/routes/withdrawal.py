@@ -11,8 +11,9 @@ from fastapi import APIRouter, BackgroundTasks, Form, Request, Response
 from fairsub.bootstrap import Container
 from fairsub.domain.accounts import Account
 from fairsub.domain.errors import FairsubError, TooManyAttempts
+from fairsub.entrypoints.web import public_forms
 from fairsub.entrypoints.web.deps import ContainerDep, CsrfChecked, OptionalCustomer
-from fairsub.entrypoints.web.pages import Formatter, render
+from fairsub.entrypoints.web.pages import render
 from fairsub.entrypoints.web.security import client_address
 from fairsub.services import withdrawal
 
@@ -82,10 +83,7 @@ WORDS: dict[str, dict[str, str]] = {
 
 # The service speaks English; the German page says the same in German.
 GERMAN_ERRORS = {
-    withdrawal.NAME_MISSING: "Bitte geben Sie Ihren Namen ein.",
-    withdrawal.EMAIL_MISSING: "Bitte geben Sie die E-Mail-Adresse Ihres Kontos ein.",
-    withdrawal.CONTRACT_MISSING: "Bitte geben Sie die Belegnummer aus Ihrer Kaufbestätigung "
-    "(zum Beispiel 1042) oder eine Referenz wie FS-7K3M-Q9TZ ein.",
+    **public_forms.GERMAN_ERRORS,
     withdrawal.TOO_MANY: "Zu viele Widerrufe von hier oder für diese E-Mail-Adresse. "
     "Bitte versuchen Sie es in einer Stunde noch einmal.",
 }
@@ -95,11 +93,7 @@ def _page(
     request: Request, customer: Account | None, lang: str, status: int = 200, **context: Any
 ) -> Response:
     words = WORDS[lang]
-    lfmt = (
-        Formatter(customer.locale, customer.timezone)
-        if customer
-        else Formatter(words["locale"], words["timezone"])
-    )
+    lfmt = public_forms.reader_format(customer, words["locale"], words["timezone"])
     form = context.pop("form", None) or {
         "name": customer.name if customer else "",
         "email": customer.email if customer else "",
