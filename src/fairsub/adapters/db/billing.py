@@ -48,6 +48,15 @@ _INVOICE_STATUS = (
     .where(inv.c.id == bindparam("b_id"))
     .values(status=bindparam("b_status"), paid_at=bindparam("b_paid_at"))
 )
+# Every turn-off asks this: is a renewal's charge out right now?
+_IN_FLIGHT = (
+    select(pa)
+    .where(
+        pa.c.subscription_id == bindparam("b_subscription"),
+        or_(*(pa.c.status == status for status in UNSETTLED)),
+    )
+    .limit(1)
+)
 _INVOICE_VOID = (
     update(inv).where(inv.c.id == bindparam("b_id")).values(status=bindparam("b_status"))
 )
@@ -322,11 +331,7 @@ class SqlBilling(RenewalQueue):
         return open_ids
 
     def in_flight(self, subscription_id: int) -> PaymentAttempt | None:
-        row = self._c.execute(
-            select(pa)
-            .where(pa.c.subscription_id == subscription_id, pa.c.status.in_(UNSETTLED))
-            .limit(1)
-        ).first()
+        row = self._c.execute(_IN_FLIGHT, {"b_subscription": subscription_id}).first()
         return _attempt(row) if row else None
 
     def unsettled(self, now: datetime, limit: int) -> list[PaymentAttempt]:
