@@ -94,3 +94,61 @@ def test_a_price_increase_is_announced_with_the_notice_period_enforced(tmp_path:
 
     announced = ok(run(tmp_path, *announce, later))
     assert f"GBP 5.49 from {later}" in announced
+
+
+def test_the_worker_sends_the_portals_email_within_seconds_when_serve_runs_without_relay(
+    tmp_path: Path,
+) -> None:
+    """`fairsub serve --no-relay` beside `fairsub worker`: the confirmation still goes out
+    at once, from the worker, long before its next billing pass."""
+    import time
+
+    from fairsub.adapters.email.maildir import MaildirMailer
+    from fairsub.bootstrap import bootstrap
+    from fairsub.config import Settings
+    from fairsub.services import subscriptions
+
+    ok(run(tmp_path, "db", "upgrade"))
+    ok(run(tmp_path, "seed-demo"))
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FAIRSUB_")}
+    environment.update(FAIRSUB_DATA_DIR=str(tmp_path / "var"), FAIRSUB_CLOCK="test")
+    worker = subprocess.Popen(
+        [*FAIRSUB, "worker", "--interval", "600"],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    settings = Settings(data_dir=tmp_path / "var", clock="test", _env_file=None)  # type: ignore[call-arg]
+    container = bootstrap(settings)
+    mailbox = MaildirMailer(settings.mailbox_dir, settings.mail_from)
+    try:
+        deadline = time.monotonic() + 60
+        while "a pass every" not in (worker.stdout.readline() if worker.stdout else ""):
+            assert time.monotonic() < deadline and worker.poll() is None
+        time.sleep(1.0)  # its first pass is under way; what it queues is not ours
+        with container.uows().read() as uow:
+            account, _ = uow.accounts.by_email("demo@example.com") or (None, None)
+            assert account is not None
+            subscription = next(
+                s
+                for s in uow.subscriptions.for_account(account.id)
+                if s.auto_renew and not s.reseller
+            )
+        cancellation = subscriptions.turn_off_auto_renew(
+            container.uows(),
+            container.clock,
+            account_id=account.id,
+            subscription_id=subscription.id,
+            actor=f"customer:{account.id}",
+            channel="portal",
+        )
+
+        deadline = time.monotonic() + 15
+        while not any(cancellation.reference in m.subject for m in mailbox.messages()):
+            assert time.monotonic() < deadline, "the worker did not send the email"
+            time.sleep(0.2)
+    finally:
+        worker.terminate()
+        worker.communicate(timeout=30)
+        container.close()

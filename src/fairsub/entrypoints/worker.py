@@ -83,12 +83,17 @@ class Worker:
         if self._thread is not None:
             self._thread.join(timeout=30)
 
-    def forever(self) -> None:
-        """Run in the foreground until interrupted (Ctrl-C or SIGTERM)."""
+    def forever(self, *, mail_every: float = 1.0) -> None:
+        """Run in the foreground until interrupted (Ctrl-C or SIGTERM). The email relay runs
+        beside the passes, looking for new email every `mail_every` seconds, so a portal
+        served with `--no-relay` still has its confirmations sent within a second or so."""
+        self.container.relay.start(interval=mail_every)
         try:
             self._loop()
         except KeyboardInterrupt:
             self._stop.set()
+        finally:
+            self.container.relay.stop()
 
 
 def send_reminders(container: Container) -> int:

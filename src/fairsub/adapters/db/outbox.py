@@ -77,12 +77,21 @@ class SqlOutbox:
             for row in self._c.execute(query)
         ]
 
-    def mark_sent(self, message_id: int, at: datetime) -> None:
-        self._c.execute(
-            update(outbox)
-            .where(outbox.c.id == message_id)
-            .values(sent_at=at, attempts=outbox.c.attempts + 1, last_error=None)
-        )
+    def lease(self, message_ids: Sequence[int], until: datetime) -> None:
+        """Keep other relays off these messages until then (the caller selected them in
+        this transaction: locked on PostgreSQL, the write lock held on SQLite)."""
+        if message_ids:
+            self._c.execute(
+                update(outbox).where(outbox.c.id.in_(message_ids)).values(next_attempt_at=until)
+            )
+
+    def mark_sent(self, message_ids: Sequence[int], at: datetime) -> None:
+        if message_ids:
+            self._c.execute(
+                update(outbox)
+                .where(outbox.c.id.in_(message_ids))
+                .values(sent_at=at, attempts=outbox.c.attempts + 1, last_error=None)
+            )
 
     def mark_failed(self, message_id: int, error: str, retry_at: datetime) -> None:
         self._c.execute(

@@ -78,7 +78,9 @@ def seed_demo() -> None:
             out.print("Demo data is already there; nothing changed.")
 
 
-def _serve(container: Container, host: str, port: int, *, with_worker: bool = False) -> None:
+def _serve(
+    container: Container, host: str, port: int, *, with_worker: bool = False, relay: bool = True
+) -> None:
     import uvicorn
 
     from fairsub.entrypoints.web.app import create_app
@@ -86,7 +88,7 @@ def _serve(container: Container, host: str, port: int, *, with_worker: bool = Fa
 
     catalog_service.store(container.uows(), container.clock, container.catalog())
     worker = Worker(container, interval=10.0) if with_worker else None
-    application = create_app(container, worker=worker)
+    application = create_app(container, run_relay=relay, worker=worker)
     uvicorn.run(
         application,
         host=host,
@@ -100,11 +102,19 @@ def _serve(container: Container, host: str, port: int, *, with_worker: bool = Fa
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+    relay: Annotated[
+        bool,
+        typer.Option(
+            help="Send queued email from this process. Turn it off when `fairsub worker` "
+            "runs beside the portal: the worker sends it within a second, and the portal "
+            "keeps its CPU for pages."
+        ),
+    ] = True,
 ) -> None:
     """Run the web portal (and the email relay) until Ctrl-C. Run `fairsub worker` beside it."""
     with opened() as container:
         out.print(f"fairsub portal on http://{host}:{port}/")
-        _serve(container, host, port)
+        _serve(container, host, port, relay=relay)
 
 
 @app.command("demo")
