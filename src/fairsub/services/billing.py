@@ -18,7 +18,7 @@ charges in flight never wait for the database, and with a fast one nothing waits
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -165,19 +165,29 @@ def _charge(gateway: PaymentGateway, item: Work) -> Outcome:
 
 def _charge_all(gateway: PaymentGateway, work: list[Work], in_flight: int) -> list[Outcome]:
     with _charging(gateway, in_flight) as send:
-        return [f.result() for f in send(work)]
+        return send(work)()
 
 
-Sender = Callable[[list[Work]], list["Future[Outcome]"]]
+# Sends a batch to the gateway; what it returns waits for, and gives, the batch's answers.
+Sender = Callable[[list[Work]], Callable[[], list[Outcome]]]
 
 
 @contextmanager
 def _charging(gateway: PaymentGateway, in_flight: int) -> Iterator[Sender]:
-    """Sends work to the gateway from a pool of `in_flight` threads. Even one thread pays:
-    the gateway's work overlaps the database's (a PostgreSQL round trip frees this
-    thread's interpreter lock), and still only one charge is out at a time."""
+    """Charges batches on other threads, so the gateway's work overlaps the database's (a
+    PostgreSQL round trip frees this thread's interpreter lock): `in_flight` charges at a
+    time, or with in_flight 1 a whole batch, one charge after another, as one task."""
     with ThreadPoolExecutor(max_workers=max(1, in_flight), thread_name_prefix="charge") as pool:
-        yield lambda work: [pool.submit(_charge, gateway, item) for item in work]
+
+        def one_by_one(work: list[Work]) -> Callable[[], list[Outcome]]:
+            batch = pool.submit(lambda: [_charge(gateway, item) for item in work])
+            return batch.result
+
+        def in_parallel(work: list[Work]) -> Callable[[], list[Outcome]]:
+            futures = [pool.submit(_charge, gateway, item) for item in work]
+            return lambda: [f.result() for f in futures]
+
+        yield one_by_one if in_flight <= 1 else in_parallel
 
 
 def _record(
@@ -213,7 +223,7 @@ def renew_due(
     policy = policy or DunningPolicy()
     summary = RunSummary()
     claimed = 0
-    out: tuple[list[Work], list[Future[Outcome]]] | None = None
+    out: tuple[list[Work], Callable[[], list[Outcome]]] | None = None
     with _charging(gateway, in_flight) as send:
         while True:
             size = batch if limit is None else min(batch, limit - claimed)
@@ -222,8 +232,8 @@ def renew_due(
             summary.skipped += no_card
             sent = (work, send(work)) if work else None
             if out is not None:
-                done, futures = out
-                summary.add(_record(uows, clock, done, [f.result() for f in futures], policy))
+                done, answers = out
+                summary.add(_record(uows, clock, done, answers(), policy))
                 if progress:
                     progress(len(done))
             if no_card and progress:

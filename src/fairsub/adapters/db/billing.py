@@ -31,8 +31,11 @@ from fairsub.services.ports import AttemptAnswer
 
 inv, pa, s = invoices, payment_attempts, subscriptions
 
-_ADD_INVOICES = insert(inv).returning(inv.c.id, sort_by_parameter_order=True)
-_ADD_ATTEMPTS = insert(pa).returning(pa.c.id, sort_by_parameter_order=True)
+# Many rows in one INSERT ... RETURNING. The ids come back matched by a column unique in the
+# batch rather than in parameter order: asking for the order makes SQLAlchemy insert row by
+# row on SQLite.
+_ADD_INVOICES = insert(inv).returning(inv.c.id, inv.c.subscription_id, inv.c.period_start)
+_ADD_ATTEMPTS = insert(pa).returning(pa.c.id, pa.c.idempotency_key)
 _SETTLE = (
     update(pa)
     .where(pa.c.id == bindparam("b_id"))
@@ -192,8 +195,10 @@ class SqlBilling(RenewalQueue):
             }
             for d in drafts
         ]
-        ids = self._c.execute(_ADD_INVOICES, rows).scalars().all()
-        return [replace(d, id=int(i)) for d, i in zip(drafts, ids, strict=True)]
+        ids = {
+            (r.subscription_id, r.period_start): r.id for r in self._c.execute(_ADD_INVOICES, rows)
+        }
+        return [replace(d, id=int(ids[d.subscription_id, d.period_start])) for d in drafts]
 
     def set_invoice_status(
         self, invoice_id: int, status: InvoiceStatus, at: datetime | None = None
@@ -287,8 +292,8 @@ class SqlBilling(RenewalQueue):
             }
             for d in drafts
         ]
-        ids = self._c.execute(_ADD_ATTEMPTS, rows).scalars().all()
-        return [replace(d, id=int(i)) for d, i in zip(drafts, ids, strict=True)]
+        ids = {r.idempotency_key: r.id for r in self._c.execute(_ADD_ATTEMPTS, rows)}
+        return [replace(d, id=int(ids[d.idempotency_key])) for d in drafts]
 
     def settle_attempt(
         self,
