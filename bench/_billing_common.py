@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import platform
-import sqlite3
 import sys
-from contextlib import suppress
 from datetime import timedelta
 from pathlib import Path
 
 from rich.console import Console
 
-from _support import _package_version
+from _support import _package_version, load_average, machine_basics
 from fairsub.services.ports import CardDetails
 
 SECRET_KEY = "bench-" + "k" * 40
@@ -32,31 +28,9 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 # --------------------------------------------------------------------------- machine
 
 
-def load_average() -> str:
-    with suppress(OSError):
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    return "?"
-
-
 def machine_info(pg_version: str | None) -> dict[str, str]:
-    cpu = "?"
-    with suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    memory = "?"
-    with suppress(OSError, ValueError, IndexError):
-        kib = int(Path("/proc/meminfo").read_text().split()[1])
-        memory = f"{kib / 1024 / 1024:.1f} GiB"
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
-        "cpu": f"{cpu}: {os.cpu_count()} cores, {usable} usable by this process",
-        "memory": memory,
-        "os": f"{platform.system()} {platform.release()}",
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "sqlite": sqlite3.sqlite_version,
-        "postgresql": pg_version or "not available",
+        **machine_basics(pg_version),
         "stack": f"sqlalchemy {_package_version('sqlalchemy')}, "
         f"psycopg {_package_version('psycopg')}",
         "load average (1/5/15 min) at start": load_average(),

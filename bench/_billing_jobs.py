@@ -19,10 +19,11 @@ from typing import Any
 from sqlalchemy import Engine, distinct, event, func, select
 
 from _billing_baseline import baseline_renew
-from _billing_common import _proc_status_kib, load_average
+from _billing_common import _proc_status_kib
 from _billing_data import _settings
 from _support import (
     cpu_seconds,
+    load_average,
     machine_busy_seconds,
 )
 from fairsub.adapters.clock import SystemClock

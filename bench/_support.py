@@ -1,13 +1,15 @@
-"""What both benchmarks share: process CPU readings and a throwaway PostgreSQL cluster."""
+"""What both benchmarks share: the machine, process CPU readings, a throwaway PostgreSQL."""
 
 from __future__ import annotations
 
 import glob
 import importlib.metadata
 import os
+import platform
 import pwd
 import shutil
 import socket
+import sqlite3
 import subprocess
 import tempfile
 from contextlib import suppress
@@ -21,6 +23,35 @@ def _package_version(name: str) -> str:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
         return "-"
+
+
+def load_average() -> str:
+    with suppress(OSError):
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    return "?"
+
+
+def machine_basics(pg_version: str | None) -> dict[str, str]:
+    """The machine and the databases, as each benchmark prints them first."""
+    cpu = "?"
+    with suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = "?"
+    with suppress(OSError, ValueError, IndexError):
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f"{kib / 1024 / 1024:.1f} GiB"
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "cpu": f"{cpu}: {os.cpu_count()} cores, {usable} usable by this process",
+        "memory": memory,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "sqlite": sqlite3.sqlite_version,
+        "postgresql": pg_version or "not available",
+    }
 
 
 def free_port() -> int:

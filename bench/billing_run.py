@@ -55,12 +55,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _billing_common import console, load_average, machine_info
+from _billing_common import console, machine_info
 from _billing_data import Database, copy_sqlite, make_ledger_template, remove_sqlite, seed
 from _billing_jobs import Job, in_child
 from _billing_report import Report, markdown, print_profile, print_report
 from _support import (
     Postgres,
+    load_average,
 )
 
 # --------------------------------------------------------------------------- one database

@@ -47,13 +47,11 @@ import json
 import mailbox
 import math
 import os
-import platform
 import random
 import re
 import secrets
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -76,6 +74,7 @@ from _support import (
     _package_version,
     cpu_seconds,
     free_port,
+    machine_basics,
     machine_busy_seconds,
 )
 from fairsub.adapters.clock import SystemClock
@@ -109,17 +108,6 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def machine_info(pg_version: str | None) -> dict[str, str]:
-    cpu = "?"
-    with suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    memory = "?"
-    with suppress(OSError, ValueError, IndexError):
-        kib = int(Path("/proc/meminfo").read_text().split()[1])
-        memory = f"{kib / 1024 / 1024:.1f} GiB"
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     has = importlib.util.find_spec
     server_stack = (
         f"uvicorn {_package_version('uvicorn')} "
@@ -130,12 +118,7 @@ def machine_info(pg_version: str | None) -> dict[str, str]:
     )
     return {
         "fairsub": fairsub_identity(),
-        "cpu": f"{cpu}: {os.cpu_count()} cores, {usable} usable by this process",
-        "memory": memory,
-        "os": f"{platform.system()} {platform.release()}",
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "sqlite": sqlite3.sqlite_version,
-        "postgresql": pg_version or "not available",
+        **machine_basics(pg_version),
         "server": server_stack,
         "load generator": f"httpx {_package_version('httpx')} (asyncio, HTTP/1.1 keep-alive)",
     }
