@@ -51,7 +51,7 @@ def test_c2_c3_c4_cancel_from_the_footer_without_signing_in_then_see_it_everywhe
 
     status = page.get_by_role("status")
     expect(status).to_contain_text("Ihre Kündigung ist eingegangen")
-    expect(fact(status, "Eingegangen")).to_have_text("2 December 2026, 13:00:00 CET")
+    expect(fact(status, "Eingegangen")).to_have_text("2. Dezember 2026, 13:00:00 MEZ")
     expect(fact(status, "Art der Kündigung")).to_have_text("Ordentliche Kündigung")
     expect(fact(status, "Gewünschtes Ende")).to_have_text("zum nächstmöglichen Zeitpunkt")
     assert page.evaluate("document.documentElement.scrollWidth") <= 375

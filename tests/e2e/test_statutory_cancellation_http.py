@@ -142,7 +142,7 @@ def test_c4_cancelling_over_http_turns_auto_renew_off_and_shows_what_was_declare
     assert response.status_code == 200
     html = response.text
     assert 'role="status"' in html and RECEIVED in html
-    assert "29 November 2026, 13:00:00 CET" in html  # when, in Berlin time, with the zone
+    assert "29. November 2026, 13:00:00 MEZ" in html  # when, in Berlin time, in German
     for shown in (
         "<dd>Außerordentliche Kündigung</dd>",
         "<dd>Umzug ins Ausland</dd>",

@@ -196,7 +196,7 @@ def test_c24_the_german_page_says_it_in_german(portal, jana: Account) -> None:  
         data=form(client, "/vertrag-widerrufen", contract=f"Beleg {bought.invoice_number}"),
     )
     assert "haben wir die Bestätigung an die E-Mail-Adresse des Kontos geschickt" in done.text
-    assert "27 November 2026, 13:00:00 CET" in done.text  # received, in Berlin time
+    assert "27. November 2026, 13:00:00 MEZ" in done.text  # received, in Berlin time, in German
     with container.uows().read() as uow:
         assert len(uow.refunds.for_account(jana.id)) == 1
 

@@ -36,29 +36,38 @@ def ui_locale(locale: str) -> str:
 
 
 @functools.cache
-def _babel_locale(locale: str) -> Locale:
-    return Locale.parse(ui_locale(locale))
+def _babel_locale(locale: str, language: str = "en") -> Locale:
+    """The locale to format in: English (`ui_locale`), or, on a page written in another
+    language (the German contract pages), that language in the reader's country."""
+    if language == "en":
+        return Locale.parse(ui_locale(locale))
+    territory = locale.partition("_")[2]
+    try:
+        return Locale.parse(f"{language}_{territory}" if territory else language)
+    except (UnknownLocaleError, ValueError):
+        return Locale.parse(language)
 
 
 @functools.lru_cache(maxsize=4096)
-def money(value: Money, locale: str) -> str:
+def money(value: Money, locale: str, language: str = "en") -> str:
     amount = Decimal(value.amount_minor).scaleb(-minor_units(value.currency))
-    return format_currency(amount, value.currency, locale=_babel_locale(locale))
+    return format_currency(amount, value.currency, locale=_babel_locale(locale, language))
 
 
 @functools.lru_cache(maxsize=4096)
-def _long_date(day: date, locale: str) -> str:
-    return format_date(day, "long", locale=_babel_locale(locale))
+def _long_date(day: date, locale: str, language: str) -> str:
+    return format_date(day, "long", locale=_babel_locale(locale, language))
 
 
-def local_date(moment: datetime, timezone: str, locale: str) -> str:
-    return _long_date(moment.astimezone(ZoneInfo(timezone)).date(), locale)
+def local_date(moment: datetime, timezone: str, locale: str, language: str = "en") -> str:
+    return _long_date(moment.astimezone(ZoneInfo(timezone)).date(), locale, language)
 
 
-def local_datetime(moment: datetime, timezone: str, locale: str) -> str:
+def local_datetime(moment: datetime, timezone: str, locale: str, language: str = "en") -> str:
     """'27 November 2026 at 14:03:09 GMT' style, with the zone spelled out."""
     local = moment.astimezone(ZoneInfo(timezone))
-    return format_datetime(local, "long", tzinfo=ZoneInfo(timezone), locale=_babel_locale(locale))
+    babel = _babel_locale(locale, language)
+    return format_datetime(local, "long", tzinfo=ZoneInfo(timezone), locale=babel)
 
 
 def parse_iso(text: str) -> datetime:

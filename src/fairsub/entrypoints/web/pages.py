@@ -37,15 +37,16 @@ class Formatter:
 
     locale: str
     timezone: str
+    language: str = "en"  # the page's language: "de" on the German contract pages
 
     def money(self, value: Money) -> str:
-        return display.money(value, self.locale)
+        return display.money(value, self.locale, self.language)
 
     def date(self, moment: datetime) -> str:
-        return display.local_date(moment, self.timezone, self.locale)
+        return display.local_date(moment, self.timezone, self.locale, self.language)
 
     def datetime(self, moment: datetime) -> str:
-        return display.local_datetime(moment, self.timezone, self.locale)
+        return display.local_datetime(moment, self.timezone, self.locale, self.language)
 
 
 ANONYMOUS = Formatter("en_GB", "UTC")

@@ -18,8 +18,9 @@ GERMAN_ERRORS = {
 
 
 def reader_format(customer: Account | None, locale: str, timezone: str) -> Formatter:
-    """The signed-in customer's own locale and zone; otherwise the page's (its language's
-    country: Berlin time on the German pages)."""
+    """The signed-in customer's own country and zone; otherwise the page's (its language's
+    country: Berlin time on the German pages). Always in the page's language."""
+    language = locale.partition("_")[0]
     if customer is not None:
-        return Formatter(customer.locale, customer.timezone)
-    return Formatter(locale, timezone)
+        return Formatter(customer.locale, customer.timezone, language)
+    return Formatter(locale, timezone, language)
