@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from fairsub.bootstrap import Container
 from fairsub.domain.accounts import Account
@@ -10,6 +13,8 @@ from fairsub.domain.billing import AttemptStatus, InvoiceKind, InvoiceStatus, id
 from fairsub.domain.periods import Period
 from fairsub.domain.subscriptions import Subscription
 from fairsub.services import demo, subscriptions
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -99,3 +104,21 @@ def paid_history(container: Container, subscription: Subscription) -> None:
                 break
             index += 1
         uow.commit()
+
+
+def at_once(action: Callable[[], T], times: int = 2) -> list[T]:
+    """Run `action` on `times` threads released together (a double click, two tabs);
+    what each returned, in the order they finished."""
+    start = threading.Barrier(times)
+    results: list[T] = []
+
+    def run() -> None:
+        start.wait()
+        results.append(action())
+
+    threads = [threading.Thread(target=run) for _ in range(times)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results

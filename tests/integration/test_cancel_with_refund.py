@@ -4,7 +4,6 @@ gives, one transaction for the proof and the money, and the gateway asked once p
 from __future__ import annotations
 
 import re
-import threading
 from datetime import timedelta
 
 import pytest
@@ -27,7 +26,7 @@ from fairsub.services import subscriptions as subs
 from fairsub.services.cancel_refund import CancelledWithRefund
 from fairsub.services.refund_offers import RefundOffer
 from fairsub.services.statements import LineKind, LineStatus
-from tests.builders import Demo, seeded, turn_off
+from tests.builders import Demo, at_once, seeded, turn_off
 from tests.fakes import FakeClock, FakeGateway
 
 # C30: what tests/test_docs.py calls a phone number (ISO dates in reasons are not).
@@ -175,18 +174,7 @@ def test_a_double_click_gives_one_refund_one_reference_and_one_email(
 
 
 def test_two_simultaneous_requests_refund_once(container: Container, data: Demo) -> None:
-    barrier = threading.Barrier(2)
-    results: list[CancelledWithRefund] = []
-
-    def click() -> None:
-        barrier.wait()
-        results.append(cancel(container, data, data.annual))
-
-    threads = [threading.Thread(target=click) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    results = at_once(lambda: cancel(container, data, data.annual))
 
     assert len(results) == 2
     assert results[0].cancellation.reference == results[1].cancellation.reference

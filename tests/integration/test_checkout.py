@@ -4,7 +4,6 @@ the consent record, the purchase email, and new cards that retry what failed."""
 from __future__ import annotations
 
 import re
-import threading
 from datetime import timedelta
 
 import pytest
@@ -20,7 +19,7 @@ from fairsub.domain.subscriptions import Status, Subscription
 from fairsub.services import accounts, billing, checkout, payment_methods, reconcile
 from fairsub.services import subscriptions as subs
 from fairsub.services.ports import CardDetails, ChargeResult, GatewayTimeout
-from tests.builders import seeded
+from tests.builders import at_once, seeded
 from tests.fakes import FakeClock, FakeGateway, FakeMailer
 
 OK, DECLINE, TIMEOUT = "4242424242424242", "4000000000000002", "4000000000000119"
@@ -555,21 +554,14 @@ def test_a_new_card_retries_a_past_due_subscription_now(
 
 def test_a_double_submitted_order_is_bought_and_charged_once(container: Container) -> None:
     buyer = sam(container)
-    start = threading.Barrier(2)
-    outcomes: list[object] = []
 
-    def submit() -> None:
-        start.wait()
+    def submit() -> object:
         try:
-            outcomes.append(buy(container, buyer))
+            return buy(container, buyer)
         except InvalidInput as refused:
-            outcomes.append(refused)
+            return refused
 
-    threads = [threading.Thread(target=submit) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    outcomes = at_once(submit)
 
     assert sorted(type(o).__name__ for o in outcomes) == ["InvalidInput", "Purchase"]
     assert rows(container, subscriptions, account_id=buyer.id) == 1

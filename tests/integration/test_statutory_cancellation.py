@@ -5,7 +5,6 @@ does not match gets the same answer and changes nothing; once only; the throttle
 
 from __future__ import annotations
 
-import threading
 from datetime import date
 
 import pytest
@@ -21,7 +20,7 @@ from fairsub.domain.subscriptions import Status, Subscription
 from fairsub.services import billing, public_forms, statutory_cancellation
 from fairsub.services import subscriptions as subs
 from fairsub.services.statutory_cancellation import CancellationReceipt, Termination
-from tests.builders import seeded, turn_off
+from tests.builders import at_once, seeded, turn_off
 from tests.fakes import FakeClock, FakeMailer
 from tests.integration.test_withdrawal import (
     CLIENT,
@@ -346,18 +345,7 @@ def test_c4_two_cancellations_at_the_same_moment_turn_off_once(
     container: Container, mailer: FakeMailer, jana: Account
 ) -> None:
     bought = buy(container, jana)
-    start = threading.Barrier(2)
-    answers: list[CancellationReceipt] = []
-
-    def submit() -> None:
-        start.wait()
-        answers.append(cancel(container, bought.invoice_number))
-
-    threads = [threading.Thread(target=submit) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    answers = at_once(lambda: cancel(container, bought.invoice_number))
 
     assert len(answers) == 2 and answers[0] == answers[1]
     assert rows(container, cancellations, subscription_id=bought.subscription_id) == 1

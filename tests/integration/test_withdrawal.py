@@ -5,7 +5,6 @@ for everything that does not match, once only, and the throttle."""
 from __future__ import annotations
 
 import re
-import threading
 from datetime import timedelta
 
 import pytest
@@ -32,7 +31,7 @@ from fairsub.services import accounts, billing, checkout, withdrawal
 from fairsub.services import subscriptions as subs
 from fairsub.services.ports import CardDetails
 from fairsub.services.withdrawal import WithdrawalReceipt
-from tests.builders import seeded, turn_off
+from tests.builders import at_once, seeded, turn_off
 from tests.fakes import FakeClock, FakeGateway, FakeMailer
 
 CLIENT = checkout.Client("203.0.113.9", "Mozilla/5.0 pytest")
@@ -373,18 +372,7 @@ def test_two_withdrawals_at_the_same_moment_refund_once(
     container: Container, mailer: FakeMailer, jana: Account
 ) -> None:
     bought = buy(container, jana)
-    start = threading.Barrier(2)
-    answers: list[WithdrawalReceipt] = []
-
-    def submit() -> None:
-        start.wait()
-        answers.append(withdraw(container, bought.invoice_number))
-
-    threads = [threading.Thread(target=submit) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    answers = at_once(lambda: withdraw(container, bought.invoice_number))
 
     assert answers == [WithdrawalReceipt(container.clock.now())] * 2
     assert rows(container, refunds) == 1 and len(gateway(container).refunds) == 1
