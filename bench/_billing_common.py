@@ -11,7 +11,6 @@ from rich.console import Console
 from _support import _package_version, load_average, machine_basics
 from fairsub.services.ports import CardDetails
 
-SECRET_KEY = "bench-" + "k" * 40
 CARD = CardDetails("4242424242424242", 12, 2030, "123")
 TARGET_RATE = {"SQLite": 2000.0, "PostgreSQL": 1000.0}
 TARGET_RATIO = 0.50

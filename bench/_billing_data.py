@@ -14,29 +14,16 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, text
 
-from _billing_common import CARD, SECRET_KEY, SEED_CHUNK
-from _support import (
-    Postgres,
-)
+from _billing_common import CARD, SEED_CHUNK
+from _support import Postgres, bench_settings
 from fairsub.adapters.clock import SystemClock
 from fairsub.adapters.db import migrate
 from fairsub.adapters.db import tables as t
 from fairsub.adapters.payments.sandbox import SandboxGateway
 from fairsub.bootstrap import bootstrap
-from fairsub.config import Settings
 from fairsub.domain.periods import Period, Term, add_months
 
 # --------------------------------------------------------------------------- data
-
-
-def _settings(url: str, data_dir: Path) -> Settings:
-    return Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        database_url=url,
-        data_dir=data_dir,
-        secret_key=SECRET_KEY,
-        log_level="warning",
-    )
 
 
 def make_ledger_template(path: Path) -> str:
@@ -141,7 +128,7 @@ def _rows(
 def seed(url: str, data_dir: Path, n: int, token: str, rng_seed: int) -> float:
     """Migrate, store the catalog, bulk-insert n due subscriptions. Returns seconds taken."""
     started = time.perf_counter()
-    container = bootstrap(_settings(url, data_dir), clock=SystemClock())
+    container = bootstrap(bench_settings(url, data_dir), clock=SystemClock())
     try:
         migrate.upgrade(container.engine)
         catalog = container.catalog()

@@ -20,8 +20,8 @@ from sqlalchemy import Engine, distinct, event, func, select
 
 from _billing_baseline import baseline_renew
 from _billing_common import _proc_status_kib
-from _billing_data import _settings
 from _support import (
+    bench_settings,
     cpu_seconds,
     load_average,
     machine_busy_seconds,
@@ -155,7 +155,9 @@ def run_job(job: Job, start: Any = None) -> dict[str, Any]:
     gateway = SandboxGateway(Path(job.ledger), clock, latency=job.latency)
     container: Container | None = None
     if job.kind == "fairsub":
-        container = bootstrap(_settings(job.url, Path(job.data_dir)), clock=clock, gateway=gateway)
+        container = bootstrap(
+            bench_settings(job.url, Path(job.data_dir)), clock=clock, gateway=gateway
+        )
     # A listener call per statement: well under 1% of what a statement costs.
     counted = _count_statements(container.engine) if container else None
     progress = _progress_printer(job.label, job.n)

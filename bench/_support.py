@@ -17,12 +17,28 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+from fairsub.config import Settings
+
+SECRET_KEY = "bench-" + "k" * 40
+
 
 def _package_version(name: str) -> str:
     try:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
         return "-"
+
+
+def bench_settings(url: str, data_dir: Path, **extra: object) -> Settings:
+    """fairsub's settings for a benchmark database: no .env, a fixed key, quiet logs."""
+    return Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        database_url=url,
+        data_dir=data_dir,
+        secret_key=SECRET_KEY,
+        log_level="warning",
+        **extra,
+    )
 
 
 def load_average() -> str:

@@ -70,8 +70,10 @@ from rich.table import Table
 from sqlalchemy import Engine, func, insert, select, text
 
 from _support import (
+    SECRET_KEY,
     Postgres,
     _package_version,
+    bench_settings,
     cpu_seconds,
     free_port,
     machine_basics,
@@ -82,7 +84,6 @@ from fairsub.adapters.db import migrate
 from fairsub.adapters.db import tables as t
 from fairsub.adapters.passwords import Argon2Hasher
 from fairsub.bootstrap import Container, bootstrap
-from fairsub.config import Settings
 from fairsub.domain.periods import Period
 from fairsub.entrypoints.web.security import CookiePolicy, csrf_token
 from fairsub.services import accounts as account_service
@@ -90,7 +91,6 @@ from fairsub.services import audit as audit_service
 
 BENCH_DIR = Path(__file__).resolve().parent
 PASSWORD = "bench-password-1"
-SECRET_KEY = "bench-" + "k" * 40
 COOKIES = CookiePolicy(secure=False)
 # Sign-in is not what is measured: cheap argon2 keeps signing in thousands of users fast.
 CHEAP_HASHER = Argon2Hasher(memory_kib=64, time_cost=1, parallelism=1)
@@ -166,17 +166,6 @@ class Population:
     subscriptions: int
     seconds_data: float = 0.0
     seconds_sign_in: float = 0.0
-
-
-def _settings(url: str, data_dir: Path, **extra: Any) -> Settings:
-    return Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        database_url=url,
-        data_dir=data_dir,
-        secret_key=SECRET_KEY,
-        log_level="warning",
-        **extra,
-    )
 
 
 def _reset_sequences(engine: Engine) -> None:
@@ -746,7 +735,7 @@ def run_database(
     started = time.perf_counter()
     rng = random.Random(args.seed)
     notes: list[str] = []
-    container = bootstrap(_settings(url, data_dir), hasher=CHEAP_HASHER, clock=SystemClock())
+    container = bootstrap(bench_settings(url, data_dir), hasher=CHEAP_HASHER, clock=SystemClock())
     try:
         migrate.upgrade(container.engine)
         population = seed(container, args.customers, rng)
