@@ -29,6 +29,7 @@ _QUEUE = {
     "postgresql": pg_insert(outbox).on_conflict_do_nothing(index_elements=["dedupe_key"]),
     "sqlite": sqlite_insert(outbox).on_conflict_do_nothing(index_elements=["dedupe_key"]),
 }
+_QUEUE_ONE = {name: statement.returning(outbox.c.id) for name, statement in _QUEUE.items()}
 
 
 def _row(message: OutboxMessage, at: datetime) -> dict[str, Any]:
@@ -51,8 +52,7 @@ class SqlOutbox:
 
     def add(self, message: OutboxMessage, at: datetime) -> bool:
         """One statement: insert unless the dedupe key is already there."""
-        statement = _QUEUE[self._c.dialect.name].returning(outbox.c.id)
-        row = self._c.execute(statement, _row(message, at)).first()
+        row = self._c.execute(_QUEUE_ONE[self._c.dialect.name], _row(message, at)).first()
         if row is None:  # the key was there already (rowcount is unreliable with RETURNING)
             return False
         self.added = True
