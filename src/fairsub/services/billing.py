@@ -10,9 +10,9 @@ The run is two-phase, and the order is what keeps invariants 1 and 2:
    under a new key: the janitor asks the gateway about the same key and records what it
    says.
 
-Batches are pipelined: while one batch's charges are out at the gateway, the previous
-batch's answers are recorded and the next batch is claimed, so with a slow gateway the
-charges in flight never wait for the database, and with a fast one nothing waits at all.
+With several charges in flight, batches are pipelined: while one batch's charges are out
+at the gateway, the previous batch's answers are recorded and the next batch is claimed,
+so the charges in flight never wait for the database.
 """
 
 from __future__ import annotations
@@ -32,13 +32,21 @@ from fairsub.domain.billing import (
     PaymentAttempt,
     idempotency_key,
 )
-from fairsub.domain.periods import Period, following
+from fairsub.domain.periods import following
 from fairsub.domain.subscriptions import Status
 from fairsub.services import audit
-from fairsub.services.billing_outcomes import ACTOR, Outcome, RunSummary, record_outcomes
+from fairsub.services.billing_outcomes import (
+    ACTOR,
+    Answer,
+    Claimed,
+    Outcome,
+    RunSummary,
+    record_outcomes,
+)
 from fairsub.services.ports import (
     Clock,
     DueRenewal,
+    Dunning,
     GatewayTimeout,
     GatewayUnavailable,
     PaymentGateway,
@@ -54,9 +62,11 @@ LEASE = timedelta(minutes=10)
 
 @dataclass(frozen=True, slots=True)
 class Work:
+    """One charge to make, with what the claim read and wrote for it."""
+
     attempt: PaymentAttempt
-    period: Period
     description: str
+    claimed: Claimed
 
 
 def _claim(uows: UnitOfWorkFactory, clock: Clock, batch: int) -> tuple[list[Work], int]:
@@ -75,7 +85,10 @@ def _claim(uows: UnitOfWorkFactory, clock: Clock, batch: int) -> tuple[list[Work
 def _invoice_and_attempt(uow: UnitOfWork, due: list[DueRenewal], now: datetime) -> list[Work]:
     """An invoice for each renewal's next period (kept if a retry finds one) and a new
     payment attempt on it, in state 'sending', under a key no other attempt has."""
-    periods = {d.subscription_id: following(d.anchor, d.term, d.period) for d in due}
+    periods = {
+        d.subscription_id: following(d.anchor, d.subscription.term, d.subscription.period)
+        for d in due
+    }
     existing = uow.billing.invoices_for({i: p.start for i, p in periods.items()})
     new = [d for d in due if d.subscription_id not in existing]
     # C23: a new period's price is fixed here, once, on its invoice; a higher price only
@@ -100,6 +113,7 @@ def _invoice_and_attempt(uow: UnitOfWork, due: list[DueRenewal], now: datetime) 
     invoices = existing | {i.subscription_id: i for i in uow.billing.add_invoices(drafts)}
     made = uow.billing.attempt_counts(i.id for i in existing.values())
     attempts = []
+    renewals = {d.subscription_id: d for d in due}
     for renewal in due:
         invoice = invoices[renewal.subscription_id]
         attempt_no = made.get(invoice.id, 0) + 1
@@ -123,8 +137,8 @@ def _invoice_and_attempt(uow: UnitOfWork, due: list[DueRenewal], now: datetime) 
     return [
         Work(
             attempt,
-            periods[attempt.subscription_id],
             f"Renewal, invoice {invoices[attempt.subscription_id].number}",
+            Claimed(renewals[attempt.subscription_id], invoices[attempt.subscription_id]),
         )
         for attempt in uow.billing.add_attempts(attempts)
     ]
@@ -138,8 +152,7 @@ def _no_payment_method(
         return
     before = subscription.status.value
     subscription.renewal_failed(now)
-    uow.subscriptions.save(subscription)
-    uow.billing.set_dunning(subscription_id, 0, None)
+    uow.billing.save_with_dunning([(subscription, Dunning(0, None))])
     audit.record(
         uow,
         actor=ACTOR,
@@ -174,20 +187,26 @@ Sender = Callable[[list[Work]], Callable[[], list[Outcome]]]
 
 @contextmanager
 def _charging(gateway: PaymentGateway, in_flight: int) -> Iterator[Sender]:
-    """Charges batches on other threads, so the gateway's work overlaps the database's (a
-    PostgreSQL round trip frees this thread's interpreter lock): `in_flight` charges at a
-    time, or with in_flight 1 a whole batch, one charge after another, as one task."""
-    with ThreadPoolExecutor(max_workers=max(1, in_flight), thread_name_prefix="charge") as pool:
+    """Charges `in_flight` at a time on other threads, so the gateway's latency overlaps
+    the database's work. One at a time, charges are made on this thread when the batch is
+    sent: a second thread would trade the interpreter lock with this one at every SQLite
+    call, which costs more than the overlap gains (1,250 against 1,440 renewals/s with
+    the sandbox at zero latency)."""
+    if in_flight <= 1:
 
-        def one_by_one(work: list[Work]) -> Callable[[], list[Outcome]]:
-            batch = pool.submit(lambda: [_charge(gateway, item) for item in work])
-            return batch.result
+        def here(work: list[Work]) -> Callable[[], list[Outcome]]:
+            outcomes = [_charge(gateway, item) for item in work]
+            return lambda: outcomes
+
+        yield here
+        return
+    with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="charge") as pool:
 
         def in_parallel(work: list[Work]) -> Callable[[], list[Outcome]]:
             futures = [pool.submit(_charge, gateway, item) for item in work]
             return lambda: [f.result() for f in futures]
 
-        yield one_by_one if in_flight <= 1 else in_parallel
+        yield in_parallel
 
 
 def _record(
@@ -199,7 +218,7 @@ def _record(
 ) -> RunSummary:
     summary = RunSummary()
     with uows().write() as uow:
-        answered = [(w.attempt, o) for w, o in zip(work, outcomes, strict=True)]
+        answered = [Answer(w.attempt, o, w.claimed) for w, o in zip(work, outcomes, strict=True)]
         record_outcomes(uow, answered, clock.now(), policy, summary)
         uow.commit()
     return summary
@@ -277,7 +296,7 @@ def settle_unknown(
                 AttemptStatus.SUCCEEDED,
                 AttemptStatus.DECLINED,
             ):
-                record_outcomes(uow, [(current, found)], clock.now(), policy, summary)
+                record_outcomes(uow, [Answer(current, found)], clock.now(), policy, summary)
                 summary.settled += 1
             uow.commit()
     return summary

@@ -37,6 +37,7 @@ from fairsub.services.notifications import (
 from fairsub.services.ports import (
     AttemptAnswer,
     ChargeResult,
+    DueRenewal,
     Dunning,
     OutboxMessage,
     UnitOfWork,
@@ -69,19 +70,36 @@ class _Changes:
     """Everything a batch will write, gathered before the first write."""
 
     invoices: list[tuple[int, InvoiceStatus]] = field(default_factory=list)
-    subscriptions: list[Subscription] = field(default_factory=list)
-    dunning: list[Dunning] = field(default_factory=list)
+    subscriptions: list[tuple[Subscription, Dunning]] = field(default_factory=list)
     released: list[int] = field(default_factory=list)
     emails: list[OutboxMessage] = field(default_factory=list)
     audit: list[AuditEntry] = field(default_factory=list)
 
     def write(self, uow: UnitOfWork, now: datetime) -> None:
         uow.billing.set_invoice_statuses(self.invoices, now)
-        uow.subscriptions.save_many(self.subscriptions)
-        uow.billing.set_dunning_many(self.dunning)
+        uow.billing.save_with_dunning(self.subscriptions)
         uow.billing.release_many(self.released)
         uow.outbox.add_many(self.emails, now)
         uow.audit.append_many(self.audit)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """What the billing run's claim read and wrote for a charge. Recording the answer uses
+    it instead of reading the rows again, unless the subscription changed in between."""
+
+    renewal: DueRenewal
+    invoice: Invoice
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A payment attempt and the gateway's answer (None: lost), with the claim's snapshot
+    when the billing run made the attempt."""
+
+    attempt: PaymentAttempt
+    outcome: Outcome
+    claimed: Claimed | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +122,7 @@ def _answer(attempt: PaymentAttempt, outcome: Outcome) -> AttemptAnswer:
 
 def record_outcomes(
     uow: UnitOfWork,
-    answered: Sequence[tuple[PaymentAttempt, Outcome]],
+    answers: Sequence[Answer],
     now: datetime,
     policy: DunningPolicy,
     summary: RunSummary,
@@ -112,26 +130,51 @@ def record_outcomes(
     """Record each attempt's answer once, inside the caller's transaction, with all it
     brings: the invoice paid or void, the subscription renewed or in dunning, the email,
     the audit entry. An answer someone else recorded first is left alone."""
-    subscriptions = uow.subscriptions.lock_many(a.subscription_id for a, _ in answered)
-    recorded = uow.billing.settle_attempts([_answer(a, o) for a, o in answered], now)
-    fresh = [(a, o) for a, o in answered if a.id in recorded]
-    known = [(a, o) for a, o in fresh if o is not None]
-    accounts = uow.accounts.get_many(a.account_id for a, _ in known)
-    invoices = uow.billing.get_invoices(a.invoice_id for a, _ in known)
+    versions = uow.subscriptions.lock_versions(a.attempt.subscription_id for a in answers)
+    recorded = uow.billing.settle_attempts([_answer(a.attempt, a.outcome) for a in answers], now)
+    fresh = [a for a in answers if a.attempt.id in recorded]
     changes = _Changes()
-    for attempt, outcome in fresh:
-        if outcome is None:
-            changes.released.append(attempt.subscription_id)
+    for answer in fresh:
+        if answer.outcome is None:
+            changes.released.append(answer.attempt.subscription_id)
             summary.unknown += 1
+    known = _read(uow, [a for a in fresh if a.outcome is not None], versions)
+    for answered in known:
+        _apply(uow, changes, answered, now, policy, summary)
+    changes.write(uow, now)
+
+
+def _read(uow: UnitOfWork, answers: list[Answer], versions: dict[int, int]) -> list[_Answered]:
+    """Each answer with its rows: the claim's snapshot where the subscription's version is
+    still the one claimed (nobody changed it since), the database's otherwise."""
+
+    def current(a: Answer) -> bool:
+        claimed = a.claimed
+        return claimed is not None and versions.get(claimed.renewal.subscription_id) == (
+            claimed.renewal.version
+        )
+
+    stale = [a.attempt for a in answers if not current(a)]
+    subscriptions = uow.subscriptions.lock_many(a.subscription_id for a in stale)
+    accounts = uow.accounts.get_many(a.account_id for a in stale)
+    invoices = uow.billing.get_invoices(a.invoice_id for a in stale)
+    read = []
+    for answer in answers:
+        attempt, outcome, claimed = answer.attempt, answer.outcome, answer.claimed
+        assert outcome is not None
+        if claimed is not None and current(answer):
+            renewal = claimed.renewal
+            read.append(
+                _Answered(attempt, outcome, renewal.subscription, renewal.account, claimed.invoice)
+            )
             continue
         subscription = subscriptions.get(attempt.subscription_id)
         account = accounts.get(attempt.account_id)
         invoice = invoices.get(attempt.invoice_id)
         if subscription is None or account is None or invoice is None:  # pragma: no cover
             raise LookupError(f"attempt {attempt.id} points at missing rows")
-        answered_now = _Answered(attempt, outcome, subscription, account, invoice)
-        _apply(uow, changes, answered_now, now, policy, summary)
-    changes.write(uow, now)
+        read.append(_Answered(attempt, outcome, subscription, account, invoice))
+    return read
 
 
 def _apply(
@@ -190,8 +233,7 @@ def _renewed(changes: _Changes, answered: _Answered, now: datetime) -> str:
     changes.invoices.append((invoice.id, InvoiceStatus.PAID))
     subscription.renew(Period(invoice.period_start, invoice.period_end), now)
     subscription.price = invoice.amount  # a noticed price increase shows from now on
-    changes.subscriptions.append(subscription)
-    changes.dunning.append(Dunning(subscription.id, 0, None))
+    changes.subscriptions.append((subscription, Dunning(0, None)))
     changes.emails.append(
         message(
             RENEWAL_CHARGED,
@@ -243,8 +285,7 @@ def _declined(changes: _Changes, answered: _Answered, now: datetime, policy: Dun
     failures = attempt.attempt_no
     retry_at = policy.next_retry(subscription.period.end, failures, now)
     subscription.renewal_failed(now)
-    changes.subscriptions.append(subscription)
-    changes.dunning.append(Dunning(subscription.id, failures, retry_at))
+    changes.subscriptions.append((subscription, Dunning(failures, retry_at)))
     changes.emails.append(
         message(
             PAYMENT_FAILED,

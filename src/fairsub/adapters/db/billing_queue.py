@@ -13,15 +13,44 @@ from datetime import datetime
 
 from sqlalchemy import Connection, and_, bindparam, exists, func, or_, select, update
 
-from fairsub.adapters.db.tables import payment_attempts, payment_methods, plans, subscriptions
+from fairsub.adapters.db.subscriptions import SUBSCRIPTION_VIEW, subscription_from
+from fairsub.adapters.db.tables import accounts, payment_attempts, payment_methods, subscriptions
+from fairsub.domain.accounts import Account
 from fairsub.domain.billing import AttemptStatus
-from fairsub.domain.money import Money
-from fairsub.domain.periods import Period, Term
+from fairsub.domain.subscriptions import Subscription
 from fairsub.services.ports import DueRenewal, Dunning
 
-s, pa, pm, p = subscriptions, payment_attempts, payment_methods, plans
+s, pa, pm, a = subscriptions, payment_attempts, payment_methods, accounts
 
 UNSETTLED = (AttemptStatus.SENDING.value, AttemptStatus.UNKNOWN.value)
+
+_SAVE_WITH_DUNNING = (
+    update(s)
+    .where(s.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        auto_renew=bindparam("b_auto_renew"),
+        period_start=bindparam("b_period_start"),
+        period_end=bindparam("b_period_end"),
+        price_minor=bindparam("b_price_minor"),
+        currency=bindparam("b_currency"),
+        version=s.c.version + 1,
+        failed_attempts=bindparam("b_failed"),
+        next_retry_at=bindparam("b_retry_at"),
+        claimed_until=None,
+    )
+)
+
+# A claimed subscription with everything charging it and recording the answer need: the
+# subscription as the domain sees it, its version, its customer and its card's token.
+_CLAIMABLE = SUBSCRIPTION_VIEW.add_columns(
+    pm.c.token,
+    a.c.email.label("account_email"),
+    a.c.name.label("account_name"),
+    a.c.region.label("account_region"),
+    a.c.locale.label("account_locale"),
+    a.c.timezone.label("account_timezone"),
+).join(a, a.c.id == s.c.account_id)
 
 _SET_DUNNING = (
     update(s)
@@ -49,24 +78,7 @@ class RenewalQueue:
         renewal = and_(s.c.status.in_(("active", "trialing")), s.c.period_end <= now)
         retry = and_(s.c.status == "past_due", s.c.next_retry_at <= now)
         query = (
-            select(
-                s.c.id,
-                s.c.account_id,
-                s.c.status,
-                s.c.started_at,
-                s.c.trial_ends_at,
-                s.c.period_start,
-                s.c.period_end,
-                s.c.price_minor,
-                s.c.currency,
-                s.c.failed_attempts,
-                s.c.payment_method_id,
-                pm.c.token,
-                p.c.term,
-            )
-            .join(p, p.c.code == s.c.plan_code)
-            .outerjoin(pm, pm.c.id == s.c.payment_method_id)
-            .where(
+            _CLAIMABLE.where(
                 s.c.auto_renew.is_(True),
                 s.c.reseller_name.is_(None),
                 or_(renewal, retry),
@@ -85,13 +97,16 @@ class RenewalQueue:
             )
         return [
             DueRenewal(
-                subscription_id=r.id,
-                account_id=r.account_id,
-                status=r.status,
-                anchor=r.trial_ends_at or r.started_at,
-                period=Period(r.period_start, r.period_end),
-                term=Term(r.term),
-                price=Money(r.price_minor, r.currency),
+                subscription=subscription_from(r),
+                version=r.version,
+                account=Account(
+                    r.account_id,
+                    r.account_email,
+                    r.account_name,
+                    r.account_region,
+                    r.account_locale,
+                    r.account_timezone,
+                ),
                 failed_attempts=r.failed_attempts,
                 payment_method_id=r.payment_method_id,
                 payment_token=r.token,
@@ -110,19 +125,28 @@ class RenewalQueue:
     def set_dunning(
         self, subscription_id: int, failed_attempts: int, next_retry_at: datetime | None
     ) -> None:
-        self.set_dunning_many([Dunning(subscription_id, failed_attempts, next_retry_at)])
+        self._c.execute(
+            _SET_DUNNING,
+            {"b_id": subscription_id, "b_failed": failed_attempts, "b_retry_at": next_retry_at},
+        )
 
-    def set_dunning_many(self, states: Sequence[Dunning]) -> None:
-        if states:
+    def save_with_dunning(self, changes: Sequence[tuple[Subscription, Dunning]]) -> None:
+        if changes:
             self._c.execute(
-                _SET_DUNNING,
+                _SAVE_WITH_DUNNING,
                 [
                     {
-                        "b_id": d.subscription_id,
-                        "b_failed": d.failed_attempts,
-                        "b_retry_at": d.next_retry_at,
+                        "b_id": sub.id,
+                        "b_status": sub.status.value,
+                        "b_auto_renew": sub.auto_renew,
+                        "b_period_start": sub.period.start,
+                        "b_period_end": sub.period.end,
+                        "b_price_minor": sub.price.amount_minor,
+                        "b_currency": sub.price.currency,
+                        "b_failed": dunning.failed_attempts,
+                        "b_retry_at": dunning.next_retry_at,
                     }
-                    for d in states
+                    for sub, dunning in changes
                 ],
             )
 

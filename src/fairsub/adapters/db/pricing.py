@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, String, and_, cast, exists, insert, literal, select
 
-from fairsub.adapters.db.subscriptions import _SUBSCRIPTION_VIEW, _subscription
+from fairsub.adapters.db.subscriptions import SUBSCRIPTION_VIEW, subscription_from
 from fairsub.adapters.db.tables import outbox, price_changes, prices, subscriptions
 from fairsub.adapters.db.types import new_id
 from fairsub.domain.money import Money
@@ -90,7 +90,7 @@ class SqlPricing:
         key = literal(notice_key_prefix(change.id)) + cast(s.c.id, String)
         noticed = exists().where(outbox.c.dedupe_key == key)
         query = (
-            _SUBSCRIPTION_VIEW.where(
+            SUBSCRIPTION_VIEW.where(
                 s.c.plan_code == change.plan_code,
                 s.c.region == change.region,
                 s.c.auto_renew.is_(True),
@@ -106,7 +106,7 @@ class SqlPricing:
             .order_by(s.c.id)
             .limit(limit)
         )
-        return [_subscription(row) for row in self._c.execute(query)]
+        return [subscription_from(row) for row in self._c.execute(query)]
 
     def changes_for(self, subscription_ids: Sequence[int]) -> dict[int, list[NoticedChange]]:
         if not subscription_ids:

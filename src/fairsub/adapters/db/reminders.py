@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, extract, func, or_
 
-from fairsub.adapters.db.subscriptions import _SUBSCRIPTION_VIEW, _subscription
+from fairsub.adapters.db.subscriptions import SUBSCRIPTION_VIEW, subscription_from
 from fairsub.adapters.db.tables import plans, subscriptions
 from fairsub.domain.subscriptions import Subscription
 
@@ -62,7 +62,7 @@ class SqlReminders:
             self._half_anniversary_in(*half_anniversaries),
         )
         query = (
-            _SUBSCRIPTION_VIEW.where(
+            SUBSCRIPTION_VIEW.where(
                 s.c.auto_renew.is_(True),
                 s.c.reseller_name.is_(None),
                 s.c.id > after_id,
@@ -71,4 +71,4 @@ class SqlReminders:
             .order_by(s.c.id)
             .limit(limit)
         )
-        return [_subscription(row) for row in self._c.execute(query)]
+        return [subscription_from(row) for row in self._c.execute(query)]

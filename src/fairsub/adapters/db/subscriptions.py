@@ -32,7 +32,7 @@ from fairsub.services.ports import NewSubscription, StoredCard
 
 s, p, pr, pm = subscriptions, plans, products, payment_methods
 
-_SUBSCRIPTION_VIEW = (
+SUBSCRIPTION_VIEW = (
     select(
         s,
         p.c.name.label("plan_name"),
@@ -50,10 +50,10 @@ _SUBSCRIPTION_VIEW = (
 # The portal's statements, built once: building and compiling a statement's cache key costs
 # more CPU than SQLite takes to run it. The dashboard's one query: every subscription with
 # its plan, product and card.
-_FOR_ACCOUNT = _SUBSCRIPTION_VIEW.where(s.c.account_id == bindparam("account_id")).order_by(
+_FOR_ACCOUNT = SUBSCRIPTION_VIEW.where(s.c.account_id == bindparam("account_id")).order_by(
     s.c.started_at.desc(), s.c.id
 )
-_ONE = _SUBSCRIPTION_VIEW.where(
+_ONE = SUBSCRIPTION_VIEW.where(
     s.c.id == bindparam("subscription_id"), s.c.account_id == bindparam("account_id")
 )
 _ONE_LOCKED = _ONE.with_for_update(of=s)
@@ -87,7 +87,8 @@ _SAVE = (
 )
 
 
-def _subscription(row: Row) -> Subscription:  # type: ignore[type-arg]
+def subscription_from(row: Row) -> Subscription:  # type: ignore[type-arg]
+    """A row of SUBSCRIPTION_VIEW (or of a query selecting its columns) as the aggregate."""
     return Subscription(
         id=row.id,
         account_id=row.account_id,
@@ -120,7 +121,7 @@ class SqlSubscriptions:
 
     def for_account(self, account_id: int) -> list[Subscription]:
         rows = self._c.execute(_FOR_ACCOUNT, {"account_id": account_id})
-        return [_subscription(row) for row in rows]
+        return [subscription_from(row) for row in rows]
 
     def get(
         self, account_id: int, subscription_id: int, *, lock: bool = False
@@ -129,18 +130,25 @@ class SqlSubscriptions:
             _ONE_LOCKED if lock else _ONE,
             {"subscription_id": subscription_id, "account_id": account_id},
         ).first()
-        return _subscription(row) if row else None
+        return subscription_from(row) if row else None
 
     def by_id(self, subscription_id: int) -> Subscription | None:
-        row = self._c.execute(_SUBSCRIPTION_VIEW.where(s.c.id == subscription_id)).first()
-        return _subscription(row) if row else None
+        row = self._c.execute(SUBSCRIPTION_VIEW.where(s.c.id == subscription_id)).first()
+        return subscription_from(row) if row else None
 
     def lock_many(self, subscription_ids: Iterable[int]) -> dict[int, Subscription]:
         ids = sorted(set(subscription_ids))
         if not ids:
             return {}
-        query = _SUBSCRIPTION_VIEW.where(s.c.id.in_(ids)).order_by(s.c.id)
-        return {row.id: _subscription(row) for row in self._c.execute(query.with_for_update(of=s))}
+        query = SUBSCRIPTION_VIEW.where(s.c.id.in_(ids)).order_by(s.c.id).with_for_update(of=s)
+        return {row.id: subscription_from(row) for row in self._c.execute(query)}
+
+    def lock_versions(self, subscription_ids: Iterable[int]) -> dict[int, int]:
+        ids = sorted(set(subscription_ids))
+        if not ids:
+            return {}
+        query = select(s.c.id, s.c.version).where(s.c.id.in_(ids)).order_by(s.c.id)
+        return {row.id: row.version for row in self._c.execute(query.with_for_update())}
 
     def save(self, subscription: Subscription) -> None:
         self.save_many([subscription])

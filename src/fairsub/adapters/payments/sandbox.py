@@ -122,8 +122,13 @@ class SandboxGateway:
         self._schema_lock = threading.Lock()
         self._schema_ready = False
         self._cards: dict[str, Behaviour] = {}
+        self._write_connection: Connection | None = None
 
     def close(self) -> None:
+        with self._writer:
+            if self._write_connection is not None:
+                self._write_connection.close()
+                self._write_connection = None
         self._engine.dispose()
 
     # --- the port -----------------------------------------------------------------------
@@ -300,12 +305,21 @@ class SandboxGateway:
 
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
+        """A write transaction on the gateway's one writing connection, kept open: taking
+        a pooled connection and handing it back cost as much as the charge's INSERT."""
         self._ensure_schema()
         # Writers in this process queue on a lock rather than in SQLite's busy handler.
-        with self._writer, self._engine.connect() as connection:
-            connection.execution_options(**{WRITE_OPTION: True})
-            with connection.begin():
-                yield connection
+        with self._writer:
+            if self._write_connection is None:
+                connection = self._engine.connect()
+                self._write_connection = connection.execution_options(**{WRITE_OPTION: True})
+            try:
+                with self._write_connection.begin():
+                    yield self._write_connection
+            except BaseException:
+                self._write_connection.close()  # a fresh one next time, whatever went wrong
+                self._write_connection = None
+                raise
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:

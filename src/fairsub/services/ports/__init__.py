@@ -202,6 +202,11 @@ class SubscriptionRepository(Protocol):
         billing transaction locks in, so none deadlocks another on PostgreSQL)."""
         ...
 
+    def lock_versions(self, subscription_ids: Iterable[int]) -> dict[int, int]:
+        """id -> version of each subscription, locked as lock_many locks them. Every
+        change to what the domain sees of a subscription (save) raises its version."""
+        ...
+
     def add(self, new: NewSubscription) -> int: ...
     def by_id(self, subscription_id: int) -> Subscription | None:
         """Any account's subscription, for operator tools (the CLI); never for the portal."""

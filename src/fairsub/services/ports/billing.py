@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from fairsub.domain.accounts import Account
 from fairsub.domain.billing import (
     AttemptStatus,
     Invoice,
@@ -17,7 +18,7 @@ from fairsub.domain.billing import (
 from fairsub.domain.cancellations import Cancellation
 from fairsub.domain.charge_cases import CaseReason, CaseStatus, CaseSummary, ChargeCase
 from fairsub.domain.money import Money
-from fairsub.domain.periods import Period, Term
+from fairsub.domain.periods import Period
 from fairsub.domain.pricing import NoticedChange, PriceChange
 from fairsub.domain.refunding import Refund, RefundKind
 from fairsub.domain.subscriptions import Subscription
@@ -25,18 +26,34 @@ from fairsub.domain.subscriptions import Subscription
 
 @dataclass(frozen=True, slots=True)
 class DueRenewal:
-    """A subscription a worker has claimed for charging its next period (or retrying)."""
+    """A subscription a worker has claimed for charging its next period (or retrying),
+    with all that charging it and recording the answer need: the subscription as claimed
+    and its version (recording the answer reads it again only if the version changed in
+    between), its customer (for the receipt) and the card to charge."""
 
-    subscription_id: int
-    account_id: int
-    status: str
-    anchor: datetime
-    period: Period
-    term: Term
-    price: Money
+    subscription: Subscription
+    version: int
+    account: Account
     failed_attempts: int
     payment_method_id: int | None
     payment_token: str | None
+
+    @property
+    def subscription_id(self) -> int:
+        return self.subscription.id
+
+    @property
+    def account_id(self) -> int:
+        return self.subscription.account_id
+
+    @property
+    def price(self) -> Money:
+        return self.subscription.price
+
+    @property
+    def anchor(self) -> datetime:
+        """What renewal periods are counted from: the end of the trial, or the start."""
+        return self.subscription.trial_ends_at or self.subscription.started_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +70,6 @@ class AttemptAnswer:
 class Dunning:
     """Where a subscription stands in dunning; writing it also ends a worker's lease."""
 
-    subscription_id: int
     failed_attempts: int
     next_retry_at: datetime | None
 
@@ -137,7 +153,10 @@ class BillingRepository(Protocol):
     def set_dunning(
         self, subscription_id: int, failed_attempts: int, next_retry_at: datetime | None
     ) -> None: ...
-    def set_dunning_many(self, states: Sequence[Dunning]) -> None: ...
+    def save_with_dunning(self, changes: Sequence[tuple[Subscription, Dunning]]) -> None:
+        """Each subscription with its dunning state, in one statement; ends the lease."""
+        ...
+
     def ending(self, now: datetime, grace_cutoff: datetime, limit: int) -> list[tuple[int, int]]:
         """(subscription id, account id) of subscriptions to expire now."""
         ...
