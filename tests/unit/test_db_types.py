@@ -14,9 +14,9 @@ DIALECT = sqlite.dialect()
 OURS = UtcDateTime()
 THEIRS = sqlite.DATETIME()
 
-moments = st.datetimes(
-    min_value=datetime(1970, 1, 1), max_value=datetime(9998, 12, 31), timezones=st.just(UTC)
-)
+# Hypothesis takes naive bounds and applies `timezones` to what it draws.
+EARLIEST, LATEST = datetime(1970, 1, 1), datetime(9998, 12, 31)  # noqa: DTZ001
+moments = st.datetimes(min_value=EARLIEST, max_value=LATEST, timezones=st.just(UTC))
 offsets = st.integers(min_value=-14 * 60, max_value=14 * 60).map(
     lambda minutes: timezone(timedelta(minutes=minutes))
 )
@@ -51,5 +51,5 @@ def test_a_naive_datetime_is_refused_and_none_stays_none():
     read = OURS.result_processor(DIALECT, None)
     assert bind is not None and read is not None
     with pytest.raises(ValueError, match="naive"):
-        bind(datetime(2026, 11, 27, 12, 0))
+        bind(datetime(2026, 11, 27, 12, 0))  # noqa: DTZ001 - the mistake under test
     assert bind(None) is None and read(None) is None
