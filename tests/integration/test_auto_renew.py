@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from fairsub.adapters.db.tables import audit_events, cancellations, outbox
 from fairsub.bootstrap import Container
 from fairsub.domain.errors import InvalidTransition, NotAllowed, NotFound
-from fairsub.domain.references import is_valid_reference
+from fairsub.domain.references import is_valid_reference, new_reference
 from fairsub.domain.subscriptions import Status
 from fairsub.services import audit, subscriptions
 from tests.builders import seeded, turn_off
@@ -38,6 +38,28 @@ def test_turn_off_commits_subscription_cancellation_audit_and_email_together(
     assert in_force == cancellation
     assert count(container, audit_events) == audit_before + 1
     assert count(container, outbox) == outbox_before + 1
+
+
+def test_a_reference_drawn_twice_is_replaced_and_both_turn_offs_are_kept(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The insert itself refuses a reference already in use (no read goes first): the
+    second turn-off gets a fresh reference, and the first keeps its own."""
+    data = seeded(container)
+    first = turn_off(container, data.alex, data.annual)
+    fresh = new_reference()
+    monkeypatch.setattr(subscriptions, "new_reference", iter([first.reference, fresh]).__next__)
+
+    second = turn_off(container, data.alex, data.monthly)
+
+    assert second.reference == fresh
+    with container.engine.connect() as connection:
+        kept = dict(
+            connection.execute(
+                select(cancellations.c.reference, cancellations.c.subscription_id)
+            ).all()
+        )
+    assert kept == {first.reference: data.annual.id, fresh: data.monthly.id}
 
 
 def test_double_submit_returns_the_same_reference_and_queues_one_email(

@@ -31,6 +31,7 @@ from fairsub.services.notifications import REFUND_CONFIRMED, enqueue
 from fairsub.services.ports import Clock, PaymentGateway, UnitOfWork, UnitOfWorkFactory
 from fairsub.services.refund_offers import NO_SUCH_SUBSCRIPTION, RefundOffer, card_of, offer_for
 from fairsub.services.refund_offers import refund_offer as refund_offer
+from fairsub.services.subscriptions import file_cancellation
 
 log = structlog.get_logger(__name__)
 # Refunds whose reference is a cancellation's: the service ended when they were asked for.
@@ -220,13 +221,10 @@ def cancel_with_refund(
         before = _snapshot(subscription)
         subscription.refund(now)
         uow.subscriptions.save(subscription)
-        reference = new_reference()
-        while uow.cancellations.taken(reference):
-            reference = new_reference()  # pragma: no cover - 1 in 34 billion
         card = offer.card
         to = f"{card.brand} ending {card.last4}" if card else "the card on file"
-        cancellation = Cancellation(
-            reference=reference,
+        draft = Cancellation(
+            reference=new_reference(),
             account_id=account_id,
             subscription_id=subscription.id,
             received_at=now,
@@ -239,7 +237,8 @@ def cancel_with_refund(
                 f"refund {offer.amount.plain()} to the card that paid ({to}). {offer.reason}"
             ),
         )
-        uow.cancellations.add(cancellation)
+        cancellation = file_cancellation(uow, draft)
+        reference = cancellation.reference
         refund = refunds.request(
             uow,
             charge,

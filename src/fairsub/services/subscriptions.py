@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -99,9 +100,6 @@ def record_turn_off(
     before = _snapshot(subscription)
     if not subscription.turn_off_auto_renew(now):
         return None
-    reference = new_reference()
-    while uow.cancellations.taken(reference):
-        reference = new_reference()  # pragma: no cover - 1 in 34 billion
     # The race with a renewal, decided by the subscription's row lock: if the billing
     # run committed a charge for the next period first, that charge goes ahead and the
     # customer is told so; otherwise nothing more is ever charged.
@@ -121,18 +119,20 @@ def record_turn_off(
         )
     if declared:
         declaration = f"{declared} {declaration}"
-    cancellation = Cancellation(
-        reference=reference,
-        account_id=account.id,
-        subscription_id=subscription.id,
-        received_at=now,
-        ends_at=ends_at,
-        channel=channel,
-        actor=actor,
-        declaration=declaration,
-    )
     uow.subscriptions.save(subscription)
-    uow.cancellations.add(cancellation)
+    cancellation = file_cancellation(
+        uow,
+        Cancellation(
+            reference=new_reference(),
+            account_id=account.id,
+            subscription_id=subscription.id,
+            received_at=now,
+            ends_at=ends_at,
+            channel=channel,
+            actor=actor,
+            declaration=declaration,
+        ),
+    )
     facts = dict(email_facts or {})
     if declared:
         facts["declaration"] = declaration
@@ -156,9 +156,18 @@ def record_turn_off(
         account_id=account.id,
         at=now,
         before=before,
-        after={**_snapshot(subscription), "reference": reference},
+        after={**_snapshot(subscription), "reference": cancellation.reference},
         reason=reason,
     )
+    return cancellation
+
+
+def file_cancellation(uow: UnitOfWork, draft: Cancellation) -> Cancellation:
+    """Store the cancellation under its reference, or under a new one should that be
+    taken (1 in 34 billion): the insert itself checks, so no read goes first."""
+    cancellation = draft
+    while not uow.cancellations.add(cancellation):
+        cancellation = replace(cancellation, reference=new_reference())
     return cancellation
 
 

@@ -46,6 +46,7 @@ from fairsub.services.public_forms import MAX_PER_ADDRESS as MAX_PER_ADDRESS
 from fairsub.services.public_forms import MAX_PER_EMAIL as MAX_PER_EMAIL
 from fairsub.services.public_forms import NAME_MISSING as NAME_MISSING
 from fairsub.services.public_forms import Identity
+from fairsub.services.subscriptions import file_cancellation
 
 # The statutory period, held like the refund policy's windows: to the second, inclusive.
 PERIOD = timedelta(days=WITHDRAWAL_DAYS)
@@ -142,9 +143,6 @@ def _withdraw(
     else:
         subscription.refund(now)
     uow.subscriptions.save(subscription)
-    reference = new_reference()
-    while uow.cancellations.taken(reference):
-        reference = new_reference()  # pragma: no cover - 1 in 34 billion
     declaration = (
         f"Withdrawal from contract: I withdraw from my contract for "
         f"{subscription.product_name} ({subscription.plan_name}), {declared.contract}, "
@@ -152,9 +150,10 @@ def _withdraw(
         f"Name: {declared.name}. Email: {declared.email}."
         + (f" Reason: {reason}" if reason else "")
     )
-    uow.cancellations.add(
+    reference = file_cancellation(
+        uow,
         Cancellation(
-            reference=reference,
+            reference=new_reference(),
             account_id=account.id,
             subscription_id=subscription.id,
             received_at=now,
@@ -162,8 +161,8 @@ def _withdraw(
             channel="portal",
             actor=ACTOR,
             declaration=declaration,
-        )
-    )
+        ),
+    ).reference
     consent = uow.consents.for_subscription(account.id, subscription.id)
     waived = consent is not None and consent.waived_full_withdrawal_refund
     decided = [(charge, _decide(policy, subscription, charge, now, waived)) for charge in charges]

@@ -22,6 +22,17 @@ _MOVE_HEAD = (
     .values(seq=bindparam("b_seq"), hash=bindparam("b_hash"))
 )
 
+_ADD_ONE_MOVING_HEAD = (
+    insert(audit_events)
+    .values({c.name: bindparam(c.name, type_=c.type) for c in audit_events.c})
+    .add_cte(
+        update(audit_head)
+        .where(audit_head.c.id == 1)
+        .values(seq=bindparam("seq"), hash=bindparam("hash"))
+        .cte("moved_head")
+    )
+)
+
 
 class SqlAuditLog:
     def __init__(self, connection: Connection) -> None:
@@ -70,8 +81,14 @@ class SqlAuditLog:
                     "hash": digest,
                 }
             )
-        self._c.execute(_ADD, rows)
-        self._c.execute(_MOVE_HEAD, {"b_seq": seq, "b_hash": digest})
+        if len(rows) == 1 and self._c.dialect.name == "postgresql":
+            # A portal write holds the head, which every audited write waits for, from
+            # here to its commit: move it in the INSERT's CTE, one round trip, not two.
+            # (A billing batch's many rows go faster as one executemany.)
+            self._c.execute(_ADD_ONE_MOVING_HEAD, rows[0])
+        else:
+            self._c.execute(_ADD, rows)
+            self._c.execute(_MOVE_HEAD, {"b_seq": seq, "b_hash": digest})
         self._head_cache = (seq, digest)
 
     def count(self) -> int:

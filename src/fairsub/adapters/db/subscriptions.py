@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, Row, Table, and_, bindparam, insert, select, update
+from sqlalchemy import Connection, Insert, Row, Table, and_, bindparam, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from fairsub.adapters.db.tables import (
     cancellations,
@@ -57,7 +59,19 @@ _ONE = SUBSCRIPTION_VIEW.where(
     s.c.id == bindparam("subscription_id"), s.c.account_id == bindparam("account_id")
 )
 _ONE_LOCKED = _ONE.with_for_update(of=s)
-_ADD_CANCELLATION = insert(cancellations)
+# A new cancellation, unless its reference is taken: then nothing, and no row returned.
+_ADD_CANCELLATION = {
+    dialect: insert_(cancellations)
+    .on_conflict_do_nothing(index_elements=["reference"])
+    .returning(cancellations.c.reference)
+    for dialect, insert_ in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+
+
+def _add_unless_taken(connection: Connection) -> Insert:
+    return _ADD_CANCELLATION[connection.dialect.name]
+
+
 _OPEN_CANCELLATION = (
     select(cancellations)
     .where(
@@ -214,10 +228,10 @@ class SqlCancellations:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
 
-    def add(self, cancellation: Cancellation) -> None:
+    def add(self, cancellation: Cancellation) -> bool:
         c = cancellation
-        self._c.execute(
-            _ADD_CANCELLATION,
+        result = self._c.execute(
+            _add_unless_taken(self._c),
             {
                 "reference": c.reference,
                 "account_id": c.account_id,
@@ -230,6 +244,7 @@ class SqlCancellations:
                 "reversed_at": c.reversed_at,
             },
         )
+        return result.first() is not None
 
     def open_for(self, subscription_id: int) -> Cancellation | None:
         row = self._c.execute(_OPEN_CANCELLATION, {"subscription_id": subscription_id}).first()

@@ -214,7 +214,10 @@ class SubscriptionRepository(Protocol):
 
 
 class CancellationRepository(Protocol):
-    def add(self, cancellation: Cancellation) -> None: ...
+    def add(self, cancellation: Cancellation) -> bool:
+        """Store it; False, and nothing stored, when its reference is already taken."""
+        ...
+
     def open_for(self, subscription_id: int) -> Cancellation | None:
         """The cancellation in force (not reversed) for this subscription, if any."""
         ...
