@@ -58,7 +58,7 @@ def turn_off(container: Container, account: Account, subscription: Subscription)
     return subscriptions.turn_off_auto_renew(
         container.uows(),
         container.clock,
-        account_id=account.id,
+        account=account,
         subscription_id=subscription.id,
         actor=f"customer:{account.id}",
         channel="portal",

@@ -138,7 +138,7 @@ def test_the_worker_sends_the_portals_email_within_seconds_when_serve_runs_witho
         cancellation = subscriptions.turn_off_auto_renew(
             container.uows(),
             container.clock,
-            account_id=account.id,
+            account=account,
             subscription_id=subscription.id,
             actor=f"customer:{account.id}",
             channel="portal",

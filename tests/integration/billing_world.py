@@ -290,11 +290,14 @@ def _turn_off_all(plan: Path) -> None:
     sys.stdin.readline()
     done = Counter[str]()
     for account_id, subscription_id in pairs:
+        with container.uows().read() as uow:
+            account = uow.accounts.get(account_id)  # as a portal request's session read has it
+        assert account is not None
         try:
             turn_off_auto_renew(
                 container.uows(),
                 container.clock,
-                account_id=account_id,
+                account=account,
                 subscription_id=subscription_id,
                 actor=f"customer:{account_id}",
                 channel="portal",

@@ -120,7 +120,7 @@ def test_unknown_subscription_is_not_found(container: Container) -> None:
         subscriptions.turn_off_auto_renew(
             container.uows(),
             container.clock,
-            account_id=data.alex.id,
+            account=data.alex,
             subscription_id=999_999,
             actor="customer",
             channel="portal",

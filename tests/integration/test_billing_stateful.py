@@ -40,6 +40,7 @@ from fairsub.adapters.db.tables import (
     payment_methods,
     subscriptions,
 )
+from fairsub.domain.accounts import Account
 from fairsub.domain.billing import DunningPolicy
 from fairsub.domain.errors import InvalidTransition
 from fairsub.domain.money import Money
@@ -95,9 +96,13 @@ class FlakyGateway(FakeGateway):
 
 @dataclass(frozen=True)
 class Bought:
-    account_id: int
+    account: Account
     subscription_id: int
     payment_method_id: int
+
+    @property
+    def account_id(self) -> int:
+        return self.account.id
 
 
 @dataclass(frozen=True)
@@ -207,7 +212,7 @@ def test_invariants_1_to_3_hold_whatever_customers_workers_and_the_gateway_do(
                 )
                 uow.commit()
             self.first_period[subscription_id] = period
-            self.by_id[subscription_id] = Bought(account.id, subscription_id, method)
+            self.by_id[subscription_id] = Bought(account, subscription_id, method)
             return self.by_id[subscription_id]
 
         @rule(which=bought)
@@ -216,7 +221,7 @@ def test_invariants_1_to_3_hold_whatever_customers_workers_and_the_gateway_do(
                 cancellation = subs.turn_off_auto_renew(
                     uows(),
                     clock,
-                    account_id=which.account_id,
+                    account=which.account,
                     subscription_id=which.subscription_id,
                     actor="customer",
                     channel="portal",

@@ -316,7 +316,7 @@ def test_c13_trial_turned_off_in_time_is_never_charged(
     subs.turn_off_auto_renew(
         container.uows(),
         clock,
-        account_id=buyer.id,
+        account=buyer,
         subscription_id=bought.subscription_id,
         actor=f"customer:{buyer.id}",
         channel="portal",

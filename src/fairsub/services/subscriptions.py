@@ -52,18 +52,19 @@ def turn_off_auto_renew(
     uow: UnitOfWork,
     clock: Clock,
     *,
-    account_id: int,
+    account: Account,
     subscription_id: int,
     actor: str,
     channel: str,
     reason: str | None = None,
 ) -> Cancellation:
     """Stop all future charges. Retrying returns the cancellation already in force,
-    with the same reference, and queues no second email."""
+    with the same reference, and queues no second email. `account` is the customer as
+    the caller knows them (the portal: from the sign-in session), so only the
+    subscription is read, and locked."""
     with uow.write():
-        subscription = uow.subscriptions.get(account_id, subscription_id, lock=True)
-        account = uow.accounts.get(account_id)
-        if subscription is None or account is None:
+        subscription = uow.subscriptions.get(account.id, subscription_id, lock=True)
+        if subscription is None:
             raise NotFound("There is no such subscription on your account.")
         now = clock.now()
         cancellation = record_turn_off(

@@ -83,7 +83,7 @@ async def turn_off(
         return subscriptions.turn_off_auto_renew(
             app.uows(),
             app.clock,
-            account_id=customer.id,
+            account=customer,
             subscription_id=subscription_id,
             actor=f"customer:{customer.id}",
             channel="portal",
