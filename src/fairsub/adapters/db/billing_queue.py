@@ -13,7 +13,12 @@ from datetime import datetime
 
 from sqlalchemy import Connection, and_, bindparam, exists, func, or_, select, update
 
-from fairsub.adapters.db.subscriptions import SUBSCRIPTION_VIEW, subscription_from
+from fairsub.adapters.db.subscriptions import (
+    SAVE_SUBSCRIPTION,
+    SUBSCRIPTION_VIEW,
+    save_params,
+    subscription_from,
+)
 from fairsub.adapters.db.tables import accounts, payment_attempts, payment_methods, subscriptions
 from fairsub.domain.accounts import Account
 from fairsub.domain.billing import AttemptStatus
@@ -24,21 +29,11 @@ s, pa, pm, a = subscriptions, payment_attempts, payment_methods, accounts
 
 UNSETTLED = (AttemptStatus.SENDING.value, AttemptStatus.UNKNOWN.value)
 
-_SAVE_WITH_DUNNING = (
-    update(s)
-    .where(s.c.id == bindparam("b_id"))
-    .values(
-        status=bindparam("b_status"),
-        auto_renew=bindparam("b_auto_renew"),
-        period_start=bindparam("b_period_start"),
-        period_end=bindparam("b_period_end"),
-        price_minor=bindparam("b_price_minor"),
-        currency=bindparam("b_currency"),
-        version=s.c.version + 1,
-        failed_attempts=bindparam("b_failed"),
-        next_retry_at=bindparam("b_retry_at"),
-        claimed_until=None,
-    )
+# A subscription with its dunning state, and the worker's lease ended: one statement.
+_SAVE_WITH_DUNNING = SAVE_SUBSCRIPTION.values(
+    failed_attempts=bindparam("b_failed"),
+    next_retry_at=bindparam("b_retry_at"),
+    claimed_until=None,
 )
 
 # A claimed subscription with everything charging it and recording the answer need: the
@@ -136,13 +131,7 @@ class RenewalQueue:
                 _SAVE_WITH_DUNNING,
                 [
                     {
-                        "b_id": sub.id,
-                        "b_status": sub.status.value,
-                        "b_auto_renew": sub.auto_renew,
-                        "b_period_start": sub.period.start,
-                        "b_period_end": sub.period.end,
-                        "b_price_minor": sub.price.amount_minor,
-                        "b_currency": sub.price.currency,
+                        **save_params(sub),
                         "b_failed": dunning.failed_attempts,
                         "b_retry_at": dunning.next_retry_at,
                     }

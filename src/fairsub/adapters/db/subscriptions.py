@@ -86,7 +86,7 @@ _REFERENCE_TAKEN = select(cancellations.c.reference).where(
 )
 
 
-_SAVE = (
+SAVE_SUBSCRIPTION = (
     update(s)
     .where(s.c.id == bindparam("b_id"))
     .values(
@@ -99,6 +99,19 @@ _SAVE = (
         version=s.c.version + 1,
     )
 )
+
+
+def save_params(sub: Subscription) -> dict[str, object]:
+    """SAVE_SUBSCRIPTION's parameters for one subscription."""
+    return {
+        "b_id": sub.id,
+        "b_status": sub.status.value,
+        "b_auto_renew": sub.auto_renew,
+        "b_period_start": sub.period.start,
+        "b_period_end": sub.period.end,
+        "b_price_minor": sub.price.amount_minor,
+        "b_currency": sub.price.currency,
+    }
 
 
 def subscription_from(row: Row) -> Subscription:  # type: ignore[type-arg]
@@ -169,21 +182,7 @@ class SqlSubscriptions:
 
     def save_many(self, subscriptions: Sequence[Subscription]) -> None:
         if subscriptions:
-            self._c.execute(
-                _SAVE,
-                [
-                    {
-                        "b_id": sub.id,
-                        "b_status": sub.status.value,
-                        "b_auto_renew": sub.auto_renew,
-                        "b_period_start": sub.period.start,
-                        "b_period_end": sub.period.end,
-                        "b_price_minor": sub.price.amount_minor,
-                        "b_currency": sub.price.currency,
-                    }
-                    for sub in subscriptions
-                ],
-            )
+            self._c.execute(SAVE_SUBSCRIPTION, [save_params(sub) for sub in subscriptions])
 
     def add(self, new: NewSubscription) -> int:
         reseller = new.reseller
