@@ -18,7 +18,7 @@ from fairsub.adapters.db.audit import SqlAuditLog
 from fairsub.adapters.db.billing import SqlBilling
 from fairsub.adapters.db.cases import SqlCases
 from fairsub.adapters.db.consents import SqlConsents
-from fairsub.adapters.db.engine import WRITE_OPTION, WriteGate
+from fairsub.adapters.db.engine import WRITE_OPTION, WriteGate, is_sqlite
 from fairsub.adapters.db.outbox import SqlOutbox
 from fairsub.adapters.db.pricing import SqlPricing
 from fairsub.adapters.db.refunds import SqlRefunds
@@ -171,6 +171,10 @@ class SqlUnitOfWorkFactory:
         self.engine = engine
         self._gate = WriteGate(engine)
         self.on_commit: Callable[[], None] | None = None
+
+    @property
+    def embedded(self) -> bool:
+        return is_sqlite(self.engine)
 
     def __call__(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine, self._gate, self.on_commit)

@@ -340,4 +340,13 @@ class UnitOfWork(Protocol):
     def after_commit(self, callback: Callable[[], None]) -> None: ...
 
 
-UnitOfWorkFactory = Callable[[], UnitOfWork]
+class UnitOfWorkFactory(Protocol):
+    """Hands out a fresh unit of work per call."""
+
+    @property
+    def embedded(self) -> bool:
+        """Whether the database runs inside this process (SQLite): its work then takes
+        this process's CPU, where a server's (PostgreSQL) leaves the thread waiting."""
+        ...
+
+    def __call__(self) -> UnitOfWork: ...
