@@ -27,7 +27,9 @@ def to_mime(message: EmailMessage, sender: str) -> MIMEMultipart:
     mime["From"] = formataddr(parseaddr(sender), charset="utf-8")
     mime["To"] = message.to
     subject = message.subject
-    mime["Subject"] = subject if subject.isascii() else Header(subject, "utf-8").encode()
+    mime["Subject"] = (
+        subject if subject.isascii() else Header(subject, "utf-8", header_name="Subject").encode()
+    )
     mime["Date"] = formatdate(localtime=False, usegmt=True)
     mime["Message-ID"] = message.message_id
     mime.attach(_text(message.text, "plain"))

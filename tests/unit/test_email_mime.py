@@ -1,0 +1,37 @@
+"""The MIME an email goes out as: what any mail client reads back from it, SMTP-safe."""
+
+import email
+import email.policy
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fairsub.adapters.email.smtp import to_mime
+from fairsub.services.ports import EmailMessage
+
+SENDER = "Lärkspur Security <no-reply@larkspur.example>"
+words = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Zl", "Zp")),
+    min_size=1,
+    max_size=300,
+)
+
+
+@given(subject=words.map(str.strip).filter(bool), text=words, html=words)
+def test_subject_sender_and_both_bodies_read_back_as_written(
+    subject: str, text: str, html: str
+) -> None:
+    sent = EmailMessage(
+        "jana@example.de", subject, text + "\n", html + "\n", "<7.x@larkspur.example>"
+    )
+    raw = to_mime(sent, SENDER).as_bytes()
+
+    read = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(read, email.message.EmailMessage)
+    assert str(read["Subject"]) == subject
+    assert str(read["From"]) == SENDER
+    assert read["To"] == "jana@example.de" and read["Message-ID"] == "<7.x@larkspur.example>"
+    plain, rich = read.get_body(("plain",)), read.get_body(("html",))
+    assert plain is not None and rich is not None
+    assert plain.get_content() == sent.text and rich.get_content() == sent.html
+    assert all(len(line) <= 998 for line in raw.split(b"\n"))  # RFC 5322's hard limit
