@@ -10,9 +10,10 @@ The run is two-phase, and the order is what keeps invariants 1 and 2:
    under a new key: the janitor asks the gateway about the same key and records what it
    says.
 
-With several charges in flight, batches are pipelined: while one batch's charges are out
-at the gateway, the previous batch's answers are recorded and the next batch is claimed,
-so the charges in flight never wait for the database.
+Batches are pipelined: while one batch's charges are out at the gateway, the previous
+batch's answers are recorded and the next batch is claimed, so the charges in flight
+never wait for the database. (Next to SQLite with one charge at a time, charges are made
+on the run's own thread instead: see `_charging`.)
 """
 
 from __future__ import annotations

@@ -148,21 +148,24 @@ def _read(uow: UnitOfWork, answers: list[Answer], versions: dict[int, int]) -> l
     """Each answer with its rows: the claim's snapshot where the subscription's version is
     still the one claimed (nobody changed it since), the database's otherwise."""
 
-    def current(a: Answer) -> bool:
+    def as_claimed(a: Answer) -> Claimed | None:
         claimed = a.claimed
-        return claimed is not None and versions.get(claimed.renewal.subscription_id) == (
+        if claimed is not None and versions.get(claimed.renewal.subscription_id) == (
             claimed.renewal.version
-        )
+        ):
+            return claimed
+        return None
 
-    stale = [a.attempt for a in answers if not current(a)]
+    snapshots = [as_claimed(a) for a in answers]
+    stale = [a.attempt for a, claimed in zip(answers, snapshots, strict=True) if claimed is None]
     subscriptions = uow.subscriptions.lock_many(a.subscription_id for a in stale)
     accounts = uow.accounts.get_many(a.account_id for a in stale)
     invoices = uow.billing.get_invoices(a.invoice_id for a in stale)
     read = []
-    for answer in answers:
-        attempt, outcome, claimed = answer.attempt, answer.outcome, answer.claimed
+    for answer, claimed in zip(answers, snapshots, strict=True):
+        attempt, outcome = answer.attempt, answer.outcome
         assert outcome is not None
-        if claimed is not None and current(answer):
+        if claimed is not None:
             renewal = claimed.renewal
             read.append(
                 _Answered(attempt, outcome, renewal.subscription, renewal.account, claimed.invoice)

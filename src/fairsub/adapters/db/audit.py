@@ -22,6 +22,8 @@ _MOVE_HEAD = (
     .values(seq=bindparam("b_seq"), hash=bindparam("b_hash"))
 )
 
+# One entry, and the head moved to it, in one statement (PostgreSQL runs the UPDATE in
+# the CTE): the head takes the entry's own seq and hash parameters.
 _ADD_ONE_MOVING_HEAD = (
     insert(audit_events)
     .values({c.name: bindparam(c.name, type_=c.type) for c in audit_events.c})
