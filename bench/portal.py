@@ -321,7 +321,7 @@ def seed(container: Container, customers: int, rng: random.Random) -> Population
 class Server:
     """The portal under test, in its own process: uvicorn, one worker, like `fairsub serve`."""
 
-    def __init__(self, url: str, data_dir: Path, *, run_relay: bool) -> None:
+    def __init__(self, url: str, data_dir: Path, *, relay: str) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir / "server.log"
@@ -333,7 +333,7 @@ class Server:
             FAIRSUB_BASE_URL=self.base_url,
             FAIRSUB_MAIL_BACKEND="maildir",
             FAIRSUB_ENV="dev",  # production refuses maildir; dev adds one footer line
-            BENCH_RUN_RELAY="1" if run_relay else "0",
+            BENCH_RELAY=relay,
             PYTHONUNBUFFERED="1",
         )
         self.cwd = data_dir
@@ -750,7 +750,7 @@ def run_database(
         # A real Maildir up front: before 01be557, MaildirMailer made the bare folder itself,
         # so mailbox.Maildir skipped tmp/, new/ and cur/ and every send failed.
         mailbox.Maildir(data_dir / "mailbox", create=True)
-        server = Server(url, data_dir, run_relay=not args.no_relay)
+        server = Server(url, data_dir, relay=args.relay)
         server.start()
         try:
             check_real_flow(server, population)
@@ -758,7 +758,8 @@ def run_database(
                 "real flow checked once: POST /login -> 303, GET /account -> 200, "
                 "turn-off form carries the CSRF token the load sends"
             )
-            processes = {"server": (server.pid, False), "client": (os.getpid(), False)}
+            # The server with its children: the email relay process, when it has one.
+            processes = {"server": (server.pid, True), "client": (os.getpid(), False)}
             if db_pid is not None:
                 processes["postgres"] = (db_pid, True)
             meter = CpuMeter(processes)
@@ -783,7 +784,7 @@ def run_database(
                 notes += check_turn_offs(
                     container,
                     all_scenarios["turn-off"].ok_total,
-                    wait_for_mail=0 if args.no_relay else 30,
+                    wait_for_mail=0 if args.relay == "off" else 30,
                 )
         finally:
             server.stop()
@@ -913,7 +914,7 @@ def print_report(report: DatabaseReport, args: argparse.Namespace) -> None:
             console.print(f"  [yellow]{result.label}: {result.note}[/yellow]")
     console.print(
         "  [dim]CPU %: of one core, over the measured window (200% = both cores). server CPU "
-        "ms/req: the server process's CPU time (all threads, email relay included) per "
+        "ms/req: the server process's CPU time (all threads, and its email relay process) per "
         "request. new DB conns/req: connections the server's pool opened per request. other: "
         "processes outside the benchmark.[/dim]"
     )
@@ -953,7 +954,7 @@ def write_json(
         "machine": info,
         "settings": {
             k: getattr(args, k)
-            for k in ("concurrency", "rate", "warmup", "duration", "customers", "no_relay", "seed")
+            for k in ("concurrency", "rate", "warmup", "duration", "customers", "relay", "seed")
         },
         "databases": {
             report.name: {
@@ -986,6 +987,11 @@ def write_json(
 
 
 SCENARIOS = ("bare", "bare-portal", "dashboard", "turn-off")
+RELAYS = {
+    "process": "a process of its own, as in `fairsub serve`",
+    "thread": "a thread in the server",
+    "off": "off, as with `fairsub serve --no-relay`",
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -1022,9 +1028,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"comma-separated, in order, from: {', '.join(SCENARIOS)}",
     )
     parser.add_argument(
-        "--no-relay",
-        action="store_true",
-        help="do not run the outbox email relay in the server (it runs in `fairsub serve`)",
+        "--relay",
+        choices=RELAYS,
+        default="process",
+        help="where the outbox email relay runs: a process of its own beside the server, as "
+        "`fairsub serve` runs it; a thread in the server; or off, as with "
+        "`fairsub serve --no-relay` beside a `fairsub worker`",
     )
     parser.add_argument(
         "--pg-bin",
@@ -1100,7 +1109,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(
             f"  run: {load_mode(args)}, {args.warmup:g} s warm-up + "
             f"{args.duration:g} s measured per scenario, {args.customers} customers, "
-            f"email relay {'off' if args.no_relay else 'on (as in fairsub serve)'}, "
+            f"email relay: {RELAYS[args.relay]}, "
             "sign-in not measured (sessions made beforehand)\n"
         )
         if args.db in ("both", "sqlite"):

@@ -4,8 +4,9 @@ Started by portal.py in its own process, so the load generator never shares its 
 
     python -m uvicorn --factory --app-dir bench serve_app:create_bench_app
 
-Settings come from FAIRSUB_* environment variables (never from a .env file). BENCH_RUN_RELAY
-("1"/"0") says whether the outbox relay runs, as it does in `fairsub serve`.
+Settings come from FAIRSUB_* environment variables (never from a .env file). BENCH_RELAY says
+where the outbox relay runs: "process" (a process of its own, as `fairsub serve` does),
+"thread" (in this process) or "off".
 
 - /bench/bare: the baseline. A plain FastAPI app of its own (no portal middleware, no
   templates) in the same process, reading one account by primary key through the portal's
@@ -28,6 +29,7 @@ from sqlalchemy import Engine, event, select
 from fairsub.adapters.db.tables import accounts
 from fairsub.bootstrap import bootstrap
 from fairsub.config import Settings
+from fairsub.entrypoints.relay_process import Relay
 from fairsub.entrypoints.web.app import create_app
 
 Scope = MutableMapping[str, Any]
@@ -73,8 +75,7 @@ def _read_one_account(engine: Engine) -> Callable[[int], dict[str, Any]]:
 def create_bench_app() -> ASGIApp:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     container = bootstrap(settings)
-    run_relay = os.environ.get("BENCH_RUN_RELAY", "1") == "1"
-    portal = create_app(container, run_relay=run_relay)
+    portal = create_app(container, relay=Relay(os.environ.get("BENCH_RELAY", Relay.PROCESS)))
     endpoint = _read_one_account(container.engine)
     counts = _count_connections(container.engine)
 

@@ -30,6 +30,7 @@ from tests.fakes import FakeClock  # noqa: E402
 from fairsub.adapters.db import migrate  # noqa: E402
 from fairsub.bootstrap import Container, bootstrap  # noqa: E402
 from fairsub.config import Settings  # noqa: E402
+from fairsub.entrypoints.relay_process import Relay  # noqa: E402
 from fairsub.services import demo  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -99,7 +100,7 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     with (
         tempfile.TemporaryDirectory(prefix="fairsub-screenshots-") as data_dir,
-        running_portal(portal_builder(Path(data_dir)), run_relay=False) as portal,
+        running_portal(portal_builder(Path(data_dir)), relay=Relay.OFF) as portal,
         sync_playwright() as playwright,
     ):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

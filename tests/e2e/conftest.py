@@ -94,7 +94,7 @@ def live_portal(
         seeded(container)
         return container
 
-    with running_portal(build, run_relay=True) as live:
+    with running_portal(build) as live:
         yield live
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import uvicorn
 
 from fairsub.bootstrap import Container
+from fairsub.entrypoints.relay_process import Relay
 from fairsub.entrypoints.web.app import create_app
 
 
@@ -36,7 +37,7 @@ class LivePortal:
 
 @contextmanager
 def running_portal(
-    build: Callable[[str], Container], *, run_relay: bool = True, timeout: float = 10.0
+    build: Callable[[str], Container], *, relay: Relay = Relay.THREAD, timeout: float = 10.0
 ) -> Iterator[LivePortal]:
     """Bind a free port, build the container for that base URL with `build(url)`, and
     serve it until the block ends; then stop the server, its relay and its engine.
@@ -52,7 +53,7 @@ def running_portal(
         container = build(url)
         try:
             config = uvicorn.Config(
-                create_app(container, run_relay=run_relay),
+                create_app(container, relay=relay),
                 host=host,
                 port=port,
                 log_level="warning",

@@ -17,6 +17,7 @@ from fairsub.adapters.db.tables import cancellations, refunds
 from fairsub.bootstrap import Container
 from fairsub.domain.refunding import ArrivalWindow
 from fairsub.domain.subscriptions import PaymentMethodKind
+from fairsub.entrypoints.relay_process import Relay
 from fairsub.entrypoints.web.app import create_app
 from fairsub.services import refunds as refund_service
 from fairsub.services import subscriptions as subs
@@ -37,7 +38,7 @@ def portal(
     """The demo data with every period so far paid, as `fairsub demo` seeds it."""
     container = make_container(sqlite_url, tmp_path, clock, mailer)
     data = seeded(container, history=True)
-    with TestClient(create_app(container, run_relay=False), follow_redirects=False) as client:
+    with TestClient(create_app(container, relay=Relay.OFF), follow_redirects=False) as client:
         sign_in(client)
         yield client, container, data
     container.close()

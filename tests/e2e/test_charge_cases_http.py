@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from fairsub.adapters.db.tables import charge_cases
 from fairsub.bootstrap import Container
+from fairsub.entrypoints.relay_process import Relay
 from fairsub.entrypoints.web.app import create_app
 from fairsub.services import cases
 from tests.builders import Demo, seeded, turn_off
@@ -34,7 +35,7 @@ def portal(
 ) -> Iterator[Portal]:
     container = make_container(sqlite_url, tmp_path, clock, mailer)
     data = seeded(container)
-    with TestClient(create_app(container, run_relay=False), follow_redirects=False) as client:
+    with TestClient(create_app(container, relay=Relay.OFF), follow_redirects=False) as client:
         yield client, container, data
     container.close()
 

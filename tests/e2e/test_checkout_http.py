@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from fairsub.adapters.db.tables import consents, subscriptions
 from fairsub.adapters.payments.sandbox import SandboxGateway
 from fairsub.bootstrap import Container
+from fairsub.entrypoints.relay_process import Relay
 from fairsub.entrypoints.web.app import create_app
 from tests.builders import Demo, seeded
 from tests.conftest import make_container
@@ -33,7 +34,7 @@ def shop(
     bank = SandboxGateway(tmp_path / "sandbox.db", clock)
     container = make_container(sqlite_url, tmp_path, clock, mailer, gateway=bank)
     data = seeded(container)
-    with TestClient(create_app(container, run_relay=False), follow_redirects=False) as client:
+    with TestClient(create_app(container, relay=Relay.OFF), follow_redirects=False) as client:
         yield client, container, data, bank
     container.close()
 

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from fairsub.adapters.db.tables import cancellations, outbox
 from fairsub.bootstrap import Container
+from fairsub.entrypoints.relay_process import Relay
 from fairsub.entrypoints.web.app import create_app
 from fairsub.services.demo import DEMO_EMAIL, DEMO_PASSWORD
 from tests.builders import Demo, seeded
@@ -27,7 +28,7 @@ def portal(
 ) -> Iterator[tuple[TestClient, Container, Demo]]:
     container = make_container(sqlite_url, tmp_path, clock, mailer)
     data = seeded(container)
-    with TestClient(create_app(container, run_relay=False), follow_redirects=False) as client:
+    with TestClient(create_app(container, relay=Relay.OFF), follow_redirects=False) as client:
         yield client, container, data
     container.close()
 
@@ -91,7 +92,7 @@ def test_https_deployments_get_host_prefixed_secure_cookies(
     )
     seeded(container)
     with TestClient(
-        create_app(container, run_relay=False),
+        create_app(container, relay=Relay.OFF),
         base_url="https://testserver",
         follow_redirects=False,
     ) as client:

@@ -17,6 +17,7 @@ from fairsub.adapters.db.tables import accounts, payment_methods, subscriptions
 from fairsub.bootstrap import Container
 from fairsub.domain.accounts import Account
 from fairsub.domain.subscriptions import Subscription
+from fairsub.entrypoints.relay_process import Relay
 from fairsub.entrypoints.web.app import create_app
 from fairsub.services import billing
 from fairsub.services import subscriptions as subs
@@ -39,7 +40,7 @@ def portal(
 ) -> Iterator[Portal]:
     container = make_container(sqlite_url, tmp_path, clock, mailer)
     data = seeded(container)
-    with TestClient(create_app(container, run_relay=False), follow_redirects=False) as client:
+    with TestClient(create_app(container, relay=Relay.OFF), follow_redirects=False) as client:
         yield client, container, data
     container.close()
 

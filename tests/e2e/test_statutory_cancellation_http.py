@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from fairsub.bootstrap import Container
 from fairsub.domain.accounts import Account
+from fairsub.entrypoints.relay_process import Relay
 from fairsub.entrypoints.web.app import create_app
 from fairsub.entrypoints.web.routes import statutory_cancellation as route
 from fairsub.services import public_forms
@@ -34,7 +35,7 @@ def portal(
 ) -> Iterator[tuple[TestClient, Container]]:
     container = make_container(sqlite_url, tmp_path, clock, mailer)
     seeded(container)
-    with TestClient(create_app(container, run_relay=False), follow_redirects=False) as client:
+    with TestClient(create_app(container, relay=Relay.OFF), follow_redirects=False) as client:
         yield client, container
     container.close()
 

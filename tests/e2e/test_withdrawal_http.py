@@ -17,6 +17,7 @@ from fairsub.bootstrap import Container
 from fairsub.domain.accounts import Account
 from fairsub.domain.refunding import RefundStatus
 from fairsub.domain.subscriptions import Status
+from fairsub.entrypoints.relay_process import Relay
 from fairsub.entrypoints.web.app import create_app
 from fairsub.services import withdrawal
 from tests.builders import seeded
@@ -42,7 +43,7 @@ def portal(
 ) -> Iterator[tuple[TestClient, Container]]:
     container = make_container(sqlite_url, tmp_path, clock, mailer)
     seeded(container)
-    with TestClient(create_app(container, run_relay=False), follow_redirects=False) as client:
+    with TestClient(create_app(container, relay=Relay.OFF), follow_redirects=False) as client:
         yield client, container
     container.close()
 

@@ -9,6 +9,7 @@ the next lease: delivery is at least once, with a stable Message-ID for the dupl
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -103,20 +104,32 @@ class OutboxRelay:
     def nudge(self) -> None:
         self._wake.set()
 
-    def start(self, interval: float = 5.0) -> None:
-        def loop() -> None:
-            while not self._stop.is_set():
-                try:
-                    result = self.run_once()
-                except Exception:
-                    log.exception("outbox_relay_error")
-                else:
-                    if result.sent + result.failed >= self._batch:
-                        continue  # a backlog: take the next batch at once
-                self._wake.wait(interval)
-                self._wake.clear()
+    def serve(self, wait: Callable[[float], bool], interval: float) -> None:
+        """Send batches until `wait` says stop. After a batch, `wait(seconds)` waits that
+        long or until woken (new email committed) and returns False to stop. With a backlog
+        the next batch goes at once; `wait(0)` still gets the chance to stop it."""
+        while True:
+            backlog = False
+            try:
+                result = self.run_once()
+            except Exception:
+                log.exception("outbox_relay_error")
+            else:
+                backlog = result.sent + result.failed >= self._batch
+            if not wait(0 if backlog else interval):
+                return
 
-        self._thread = threading.Thread(target=loop, name="outbox-relay", daemon=True)
+    def start(self, interval: float = 5.0) -> None:
+        """Serve in a thread of this process, woken by `nudge`."""
+
+        def wait(seconds: float) -> bool:
+            self._wake.wait(seconds)
+            self._wake.clear()
+            return not self._stop.is_set()
+
+        self._thread = threading.Thread(
+            target=self.serve, args=(wait, interval), name="outbox-relay", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:

@@ -13,6 +13,7 @@ from fairsub.config import ClockName
 from fairsub.entrypoints.cli import billing, catalog, clock, policy
 from fairsub.entrypoints.cli import cases as cases_cli
 from fairsub.entrypoints.cli.common import err, fail, opened, out
+from fairsub.entrypoints.relay_process import Relay
 from fairsub.services import audit, demo
 from fairsub.services import catalog as catalog_service
 
@@ -79,7 +80,7 @@ def seed_demo() -> None:
 
 
 def _serve(
-    container: Container, host: str, port: int, *, with_worker: bool = False, relay: bool = True
+    container: Container, host: str, port: int, *, relay: Relay, with_worker: bool = False
 ) -> None:
     import uvicorn
 
@@ -88,7 +89,7 @@ def _serve(
 
     catalog_service.store(container.uows(), container.clock, container.catalog())
     worker = Worker(container, interval=10.0) if with_worker else None
-    application = create_app(container, run_relay=relay, worker=worker)
+    application = create_app(container, relay=relay, worker=worker)
     uvicorn.run(
         application,
         host=host,
@@ -105,16 +106,16 @@ def serve(
     relay: Annotated[
         bool,
         typer.Option(
-            help="Send queued email from this process. Turn it off when `fairsub worker` "
-            "runs beside the portal: the worker sends it within a second, and the portal "
-            "keeps its CPU for pages."
+            help="Send queued email from a relay process the server starts and stops. Turn it "
+            "off when `fairsub worker` runs beside the portal: the worker sends it too, "
+            "within a second."
         ),
     ] = True,
 ) -> None:
-    """Run the web portal (and the email relay) until Ctrl-C. Run `fairsub worker` beside it."""
+    """Run the web portal (and its email relay) until Ctrl-C. Run `fairsub worker` beside it."""
     with opened() as container:
         out.print(f"fairsub portal on http://{host}:{port}/")
-        _serve(container, host, port, relay=relay)
+        _serve(container, host, port, relay=Relay.PROCESS if relay else Relay.OFF)
 
 
 @app.command("demo")
@@ -144,7 +145,8 @@ def run_demo(
             f"  Data:     {container.settings.resolved_database_url}\n"
             "  Stop with Ctrl-C.\n"
         )
-        _serve(container, "127.0.0.1", port, with_worker=True)
+        # The demo's worker sends each day's email as the clock moves, from this process.
+        _serve(container, "127.0.0.1", port, relay=Relay.THREAD, with_worker=True)
 
 
 @audit_app.command("verify")

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fairsub.bootstrap import Container
 from fairsub.domain.errors import FairsubError
+from fairsub.entrypoints.relay_process import Relay, RelayProcess
 from fairsub.entrypoints.web.deps import SignInRequiredError
 from fairsub.entrypoints.web.middleware import SeedAndHeaders
 from fairsub.entrypoints.web.pages import render
@@ -40,7 +41,7 @@ log = structlog.get_logger(__name__)
 
 
 def create_app(
-    container: Container, *, run_relay: bool = True, worker: Worker | None = None
+    container: Container, *, relay: Relay = Relay.THREAD, worker: Worker | None = None
 ) -> FastAPI:
     """The portal. `worker`, if given, runs beside it (the demo does this)."""
 
@@ -51,13 +52,20 @@ def create_app(
         # instead of stalling a request now and then (they were the slowest 1%).
         gc.collect()
         gc.freeze()
-        if run_relay:
+        relay_process = RelayProcess() if relay is Relay.PROCESS else None
+        if relay_process is not None:
+            relay_process.start()
+            container.uows.on_commit = relay_process.nudge
+        elif relay is Relay.THREAD:
             container.relay.start()
         if worker is not None:
             worker.start()
         yield
         if worker is not None:
             worker.stop()
+        if relay_process is not None:
+            container.uows.on_commit = container.relay.nudge
+            relay_process.stop()
         container.relay.stop()
 
     app = FastAPI(

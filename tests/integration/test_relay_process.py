@@ -1,0 +1,73 @@
+"""The email relay process `fairsub serve` runs: woken by each commit, gone with its server."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fairsub.adapters.clock import SystemClock
+from fairsub.adapters.email.maildir import MaildirMailer
+from fairsub.bootstrap import Container
+from fairsub.entrypoints.relay_process import RelayProcess
+from fairsub.services import accounts
+from fairsub.services.demo import DEMO_EMAIL
+from tests.builders import seeded
+from tests.conftest import make_container
+from tests.e2e.live_portal import wait_until
+
+AN_HOUR = 3600.0
+
+
+@pytest.fixture
+def container(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Container]:
+    """A container in this process and, through the environment, the same settings for the
+    relay process (it reads them as `fairsub serve` would)."""
+    for name in [k for k in os.environ if k.startswith("FAIRSUB_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("FAIRSUB_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("FAIRSUB_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("FAIRSUB_LOG_LEVEL", "warning")
+    built = make_container(sqlite_url, tmp_path, SystemClock())
+    seeded(built)
+    yield built
+    built.close()
+
+
+def sent(container: Container) -> int:
+    mailbox = container.mailer
+    assert isinstance(mailbox, MaildirMailer)
+    return len(mailbox.messages()) if mailbox.folder.exists() else 0
+
+
+def ask_for_a_reset(container: Container) -> None:
+    accounts.request_password_reset(container.uows(), container.clock, email=DEMO_EMAIL)
+
+
+def test_each_commit_that_queues_email_wakes_the_relay_process(container: Container) -> None:
+    relay = RelayProcess(interval=AN_HOUR)  # no pass of its own until an hour has gone
+    relay.start()
+    container.uows.on_commit = relay.nudge
+    try:
+        ask_for_a_reset(container)
+        wait_until(lambda: sent(container) == 1, "the first email", 30)
+        # The relay has done its first pass by now, so only the nudge can send this one.
+        ask_for_a_reset(container)
+        wait_until(lambda: sent(container) == 2, "the second email, after a nudge", 30)
+    finally:
+        relay.stop()
+
+
+def test_stop_ends_the_process_and_later_nudges_are_harmless(container: Container) -> None:
+    relay = RelayProcess(interval=AN_HOUR)
+    relay.start()
+    process = relay._process
+    assert process is not None and process.poll() is None
+    relay.stop()
+    assert process.poll() == 0  # it finished its batch and left on its own
+    relay.nudge()  # a commit racing the shutdown: nothing to wake, and no error
+    relay.stop()  # stopping twice is fine too
