@@ -38,7 +38,10 @@ SETTLED = frozenset({AttemptStatus.SUCCEEDED, AttemptStatus.DECLINED})
 
 
 def idempotency_key(subscription_id: int, period_start: datetime, attempt_no: int) -> str:
-    return f"fs-{subscription_id}-{period_start:%Y%m%dT%H%M%SZ}-{attempt_no}"
+    """The same for every try of one attempt, so the gateway charges it at most once. It
+    begins with the period's start: renewals come due in that order, so new keys sort
+    after the old ones and their unique index grows at one end."""
+    return f"fs-{period_start:%Y%m%dT%H%M%SZ}-{subscription_id}-{attempt_no}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,14 @@ from sqlalchemy import Row, and_, bindparam, exists, func, insert, or_, select, 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from fairsub.adapters.db.billing_queue import UNSETTLED, RenewalQueue
-from fairsub.adapters.db.tables import invoice_counter, invoices, payment_attempts, subscriptions
+from fairsub.adapters.db.billing_queue import RenewalQueue
+from fairsub.adapters.db.tables import (
+    IN_FLIGHT,
+    invoice_counter,
+    invoices,
+    payment_attempts,
+    subscriptions,
+)
 from fairsub.domain.billing import (
     AttemptStatus,
     Invoice,
@@ -56,7 +62,7 @@ _IN_FLIGHT = (
     select(pa)
     .where(
         pa.c.subscription_id == bindparam("b_subscription"),
-        or_(*(pa.c.status == status for status in UNSETTLED)),
+        IN_FLIGHT,
     )
     .limit(1)
 )
@@ -314,9 +320,7 @@ class SqlBilling(RenewalQueue):
         answer only the first writes it and is told so."""
         if not answers:
             return set()
-        query = select(pa.c.id).where(
-            pa.c.id.in_(sorted(a.attempt_id for a in answers)), pa.c.status.in_(UNSETTLED)
-        )
+        query = select(pa.c.id).where(pa.c.id.in_(sorted(a.attempt_id for a in answers)), IN_FLIGHT)
         if self._postgres:
             query = query.with_for_update()
         open_ids = set(self._c.execute(query).scalars())
@@ -366,14 +370,19 @@ class SqlBilling(RenewalQueue):
     # -- reading ----------------------------------------------------------------------
 
     def statement(self, account_id: int) -> list[tuple[Invoice, list[PaymentAttempt]]]:
+        # Through the account's subscriptions, by indexes renewals write anyway.
+        theirs = select(s.c.id).where(s.c.account_id == account_id).scalar_subquery()
         invoice_rows = self._c.execute(
             select(inv)
-            .where(inv.c.account_id == account_id)
+            .where(inv.c.subscription_id.in_(theirs))
             .order_by(inv.c.created_at.desc(), inv.c.number.desc())
         ).all()
         attempts: dict[int, list[PaymentAttempt]] = {}
         for row in self._c.execute(
-            select(pa).where(pa.c.account_id == account_id).order_by(pa.c.id)
+            select(pa)
+            .join(inv, inv.c.id == pa.c.invoice_id)
+            .where(inv.c.subscription_id.in_(theirs))
+            .order_by(pa.c.id)
         ):
             attempts.setdefault(row.invoice_id, []).append(_attempt(row))
         return [(_invoice(row), attempts.get(row.id, [])) for row in invoice_rows]

@@ -19,15 +19,18 @@ from fairsub.adapters.db.subscriptions import (
     save_params,
     subscription_from,
 )
-from fairsub.adapters.db.tables import accounts, payment_attempts, payment_methods, subscriptions
+from fairsub.adapters.db.tables import (
+    IN_FLIGHT,
+    accounts,
+    payment_attempts,
+    payment_methods,
+    subscriptions,
+)
 from fairsub.domain.accounts import Account
-from fairsub.domain.billing import AttemptStatus
 from fairsub.domain.subscriptions import Subscription
 from fairsub.services.ports import DueRenewal, Dunning
 
 s, pa, pm, a = subscriptions, payment_attempts, payment_methods, accounts
-
-UNSETTLED = (AttemptStatus.SENDING.value, AttemptStatus.UNKNOWN.value)
 
 # A subscription with its dunning state, and the worker's lease ended: one statement.
 _SAVE_WITH_DUNNING = SAVE_SUBSCRIPTION.values(
@@ -69,7 +72,7 @@ class RenewalQueue:
         """Subscriptions whose period is over and that should be charged now: renewals
         (auto-renew on) and dunning retries (past due, retry time reached). Each comes
         back leased to the caller, with no charge for it in flight."""
-        in_flight = exists().where(pa.c.subscription_id == s.c.id, pa.c.status.in_(UNSETTLED))
+        in_flight = exists().where(pa.c.subscription_id == s.c.id, IN_FLIGHT)
         renewal = and_(s.c.status.in_(("active", "trialing")), s.c.period_end <= now)
         retry = and_(s.c.status == "past_due", s.c.next_retry_at <= now)
         query = (
@@ -142,7 +145,7 @@ class RenewalQueue:
     def ending(self, now: datetime, grace_cutoff: datetime, limit: int) -> list[tuple[int, int]]:
         """Subscriptions to expire: turned off and past their period, or past due with no
         retry left and out of grace. None with a charge still in flight."""
-        in_flight = exists().where(pa.c.subscription_id == s.c.id, pa.c.status.in_(UNSETTLED))
+        in_flight = exists().where(pa.c.subscription_id == s.c.id, IN_FLIGHT)
         query = (
             select(s.c.id, s.c.account_id)
             .where(

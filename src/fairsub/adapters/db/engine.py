@@ -54,6 +54,12 @@ def _sqlite_discipline(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoint when the WAL reaches 10,000 pages (about 40 MB), not 1,000. A billing
+        # batch changes over 1,000 pages, so at the default every batch's commit copied all
+        # of them back into the database file; pages changed again by the next batches are
+        # now copied once. The billing run went from about 1,450 to 1,550 renewals/s at
+        # N = 100,000. A page read looks in the WAL's hash index first, whatever its size.
+        cursor.execute("PRAGMA wal_autocheckpoint=10000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
