@@ -14,6 +14,7 @@ from fairsub.bootstrap import Container
 from fairsub.entrypoints.relay_process import RelayProcess
 from fairsub.services import accounts
 from fairsub.services.demo import DEMO_EMAIL
+from fairsub.services.ports import EmailMessage
 from tests.builders import seeded
 from tests.conftest import make_container
 from tests.e2e.live_portal import wait_until
@@ -41,7 +42,7 @@ def container(
 def sent(container: Container) -> int:
     mailbox = container.mailer
     assert isinstance(mailbox, MaildirMailer)
-    return len(mailbox.messages()) if mailbox.folder.exists() else 0
+    return len(mailbox.messages())
 
 
 def ask_for_a_reset(container: Container) -> None:
@@ -71,3 +72,24 @@ def test_stop_ends_the_process_and_later_nudges_are_harmless(container: Containe
     assert process.poll() == 0  # it finished its batch and left on its own
     relay.nudge()  # a commit racing the shutdown: nothing to wake, and no error
     relay.stop()  # stopping twice is fine too
+
+
+def test_the_mailbox_reads_and_files_while_another_process_is_making_it(tmp_path: Path) -> None:
+    """`fairsub serve`'s relay files into the Maildir while the web process reads it for
+    /dev/mailbox. mailbox.Maildir makes tmp/, new/ and cur/ one after the other, so the
+    reader could find the folder without cur/ (this test failed once in CI that way)."""
+    folder = tmp_path / "mailbox"
+    folder.mkdir()  # made by the other process, which has not got to tmp/, new/, cur/ yet
+    (folder / "tmp").mkdir()
+    box = MaildirMailer(folder, "Larkspur <no-reply@larkspur.example>")
+    assert box.messages() == []
+    box.send(
+        EmailMessage(
+            to="someone@example.com",
+            subject="Filed",
+            text="Plain.",
+            html="<p>Plain.</p>",
+            message_id="<filed@larkspur.example>",
+        )
+    )
+    assert [m.subject for m in box.messages()] == ["Filed"]

@@ -31,9 +31,12 @@ class MaildirMailer:
         self.sender = sender
 
     def _box(self) -> mailbox.Maildir:
-        # Maildir creates tmp/, new/ and cur/ only when it creates the folder itself.
-        self.folder.parent.mkdir(parents=True, exist_ok=True)
-        return mailbox.Maildir(self.folder, create=True)
+        # mailbox.Maildir makes tmp/, new/ and cur/ only when it makes the folder itself, one
+        # after the other. Another process (`fairsub serve`'s relay) may be doing just that,
+        # so each is made here, whoever gets there first.
+        for part in ("tmp", "new", "cur"):
+            (self.folder / part).mkdir(parents=True, exist_ok=True)
+        return mailbox.Maildir(self.folder, create=False)
 
     def send(self, message: EmailMessage) -> None:
         self._box().add(to_mime(message, self.sender))
