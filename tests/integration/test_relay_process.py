@@ -63,6 +63,27 @@ def test_each_commit_that_queues_email_wakes_the_relay_process(container: Contai
         relay.stop()
 
 
+def test_a_relay_killed_from_outside_is_started_again_by_the_next_commit(
+    container: Container,
+) -> None:
+    relay = RelayProcess(interval=AN_HOUR)
+    relay.RESTART_AFTER = 0.0  # an hour-long test otherwise
+    relay.start()
+    container.uows.on_commit = relay.nudge
+    try:
+        ask_for_a_reset(container)
+        wait_until(lambda: sent(container) == 1, "the first email", 30)
+        first = relay._process
+        assert first is not None
+        first.kill()
+        first.wait(10)
+        ask_for_a_reset(container)  # its commit finds the relay gone and starts another
+        wait_until(lambda: sent(container) == 2, "the email after the restart", 30)
+        assert relay._process is not first and relay._process.poll() is None
+    finally:
+        relay.stop()
+
+
 def test_stop_ends_the_process_and_later_nudges_are_harmless(container: Container) -> None:
     relay = RelayProcess(interval=AN_HOUR)
     relay.start()

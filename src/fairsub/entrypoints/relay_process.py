@@ -40,15 +40,25 @@ class Relay(StrEnum):
 
 
 class RelayProcess:
-    """Starts, wakes and stops the relay process. `nudge` is safe from any thread."""
+    """Starts, wakes and stops the relay process. `nudge` is safe from any thread.
+
+    A relay that has died (killed from outside, say) is started again by the next nudge,
+    at most once every RESTART_AFTER seconds; meanwhile its email waits in the outbox."""
+
+    RESTART_AFTER = 10.0
 
     def __init__(self, *, interval: float = 5.0) -> None:
         self._interval = interval
         self._lock = threading.Lock()
         self._pipe: int | None = None
         self._process: subprocess.Popen[bytes] | None = None
+        self._started = 0.0
 
     def start(self) -> None:
+        with self._lock:
+            self._spawn()
+
+    def _spawn(self) -> None:
         read_end, write_end = os.pipe()
         os.set_blocking(write_end, False)
         try:
@@ -62,13 +72,26 @@ class RelayProcess:
         finally:
             os.close(read_end)
         self._pipe = write_end
+        self._started = time.monotonic()
+
+    def _revive_if_gone(self) -> None:
+        process = self._process
+        if process is None or process.poll() is None:
+            return
+        if time.monotonic() - self._started < self.RESTART_AFTER:
+            return
+        log.warning("email_relay_restarted", pid=process.pid, exit_code=process.returncode)
+        if self._pipe is not None:
+            os.close(self._pipe)
+        self._spawn()
 
     def nudge(self) -> None:
         with self._lock:
             if self._pipe is None:
                 return
-            # A full pipe already holds a wake-up, and a relay that has gone is replaced
-            # by nobody here: either way the email waits in the outbox, which is enough.
+            self._revive_if_gone()
+            # A full pipe already holds a wake-up; a relay that has just gone leaves the
+            # email in the outbox for the one that replaces it.
             with suppress(BlockingIOError, BrokenPipeError):
                 os.write(self._pipe, b"\0")
 
