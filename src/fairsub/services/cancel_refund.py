@@ -22,7 +22,7 @@ from fairsub.domain.accounts import Account
 from fairsub.domain.cancellations import Cancellation
 from fairsub.domain.errors import InvalidInput, InvalidTransition, NotAllowed, NotFound
 from fairsub.domain.money import Money
-from fairsub.domain.references import new_reference, normalize_reference
+from fairsub.domain.references import normalize_reference
 from fairsub.domain.refunding import ArrivalWindow, ArrivalWindows, Refund, RefundKind
 from fairsub.domain.refunds import RefundPolicy
 from fairsub.domain.subscriptions import PaymentMethod, Status, Subscription
@@ -223,11 +223,10 @@ def cancel_with_refund(
         uow.subscriptions.save(subscription)
         card = offer.card
         to = f"{card.brand} ending {card.last4}" if card else "the card on file"
-        draft = Cancellation(
-            reference=new_reference(),
-            account_id=account_id,
-            subscription_id=subscription.id,
-            received_at=now,
+        cancellation = file_cancellation(
+            uow,
+            subscription,
+            at=now,
             ends_at=subscription.period.end,
             channel=channel,
             actor=actor,
@@ -237,7 +236,6 @@ def cancel_with_refund(
                 f"refund {offer.amount.plain()} to the card that paid ({to}). {offer.reason}"
             ),
         )
-        cancellation = file_cancellation(uow, draft)
         reference = cancellation.reference
         refund = refunds.request(
             uow,

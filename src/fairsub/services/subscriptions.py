@@ -123,16 +123,12 @@ def record_turn_off(
     uow.subscriptions.save(subscription)
     cancellation = file_cancellation(
         uow,
-        Cancellation(
-            reference=new_reference(),
-            account_id=account.id,
-            subscription_id=subscription.id,
-            received_at=now,
-            ends_at=ends_at,
-            channel=channel,
-            actor=actor,
-            declaration=declaration,
-        ),
+        subscription,
+        at=now,
+        ends_at=ends_at,
+        channel=channel,
+        actor=actor,
+        declaration=declaration,
     )
     facts = dict(email_facts or {})
     if declared:
@@ -163,10 +159,28 @@ def record_turn_off(
     return cancellation
 
 
-def file_cancellation(uow: UnitOfWork, draft: Cancellation) -> Cancellation:
-    """Store the cancellation under its reference, or under a new one should that be
-    taken (1 in 34 billion): the insert itself checks, so no read goes first."""
-    cancellation = draft
+def file_cancellation(
+    uow: UnitOfWork,
+    subscription: Subscription,
+    *,
+    at: datetime,
+    ends_at: datetime,
+    channel: str,
+    actor: str,
+    declaration: str,
+) -> Cancellation:
+    """Store a cancellation of `subscription` under a new reference, or under another
+    should that be taken (1 in 34 billion): the insert itself checks, so no read goes first."""
+    cancellation = Cancellation(
+        reference=new_reference(),
+        account_id=subscription.account_id,
+        subscription_id=subscription.id,
+        received_at=at,
+        ends_at=ends_at,
+        channel=channel,
+        actor=actor,
+        declaration=declaration,
+    )
     while not uow.cancellations.add(cancellation):
         cancellation = replace(cancellation, reference=new_reference())
     return cancellation

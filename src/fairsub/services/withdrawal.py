@@ -27,11 +27,9 @@ from functools import partial
 
 from fairsub.domain.accounts import Account
 from fairsub.domain.billing import InvoiceKind
-from fairsub.domain.cancellations import Cancellation
 from fairsub.domain.money import Money
 from fairsub.domain.offers import WITHDRAWAL_DAYS
 from fairsub.domain.periods import Period
-from fairsub.domain.references import new_reference
 from fairsub.domain.refunding import RefundKind as RefundRecordKind
 from fairsub.domain.refunds import ChargeKind, RefundDecision, RefundPolicy, decide
 from fairsub.domain.subscriptions import Status, Subscription
@@ -152,16 +150,12 @@ def _withdraw(
     )
     reference = file_cancellation(
         uow,
-        Cancellation(
-            reference=new_reference(),
-            account_id=account.id,
-            subscription_id=subscription.id,
-            received_at=now,
-            ends_at=subscription.ends_at,
-            channel="portal",
-            actor=ACTOR,
-            declaration=declaration,
-        ),
+        subscription,
+        at=now,
+        ends_at=subscription.ends_at,
+        channel="portal",
+        actor=ACTOR,
+        declaration=declaration,
     ).reference
     consent = uow.consents.for_subscription(account.id, subscription.id)
     waived = consent is not None and consent.waived_full_withdrawal_refund
