@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from fairsub.adapters.db.tables import invoices, payment_attempts, subscriptions
 from fairsub.bootstrap import Container
 from fairsub.domain.subscriptions import Status
-from fairsub.services import billing, reconcile
+from fairsub.services import billing, billing_stages, reconcile
 from fairsub.services import subscriptions as subs
 from tests.builders import Demo, seeded, turn_off
 from tests.fakes import FakeClock, FakeGateway, FakeMailer
@@ -108,7 +108,7 @@ def test_turn_off_that_loses_the_race_says_which_period_is_charged(
     assert len(work) == 1
 
     cancellation = turn_off(container, data.alex, data.monthly)
-    outcomes = billing._charge_all(container.gateway, work, 1)
+    outcomes = billing_stages.charge_all(container.gateway, work, 1)
     billing._record(container.uows, clock, work, outcomes, billing.DunningPolicy())
 
     assert "had already started" in cancellation.declaration
@@ -134,7 +134,7 @@ def test_turn_off_that_loses_the_race_to_a_declined_charge_corrects_the_end_date
 
     cancellation = turn_off(container, data.alex, data.monthly)
     assert cancellation.ends_at > paid_until  # what the customer was first told
-    outcomes = billing._charge_all(container.gateway, work, 1)
+    outcomes = billing_stages.charge_all(container.gateway, work, 1)
     summary = billing._record(container.uows, clock, work, outcomes, billing.DunningPolicy())
 
     assert summary.declined == 1

@@ -45,7 +45,7 @@ from fairsub.domain.billing import DunningPolicy
 from fairsub.domain.errors import InvalidTransition
 from fairsub.domain.money import Money
 from fairsub.domain.periods import Period, add_months
-from fairsub.services import billing, reconcile
+from fairsub.services import billing, billing_stages, reconcile
 from fairsub.services import catalog as catalog_service
 from fairsub.services import subscriptions as subs
 from fairsub.services.ports import (
@@ -313,7 +313,7 @@ def test_invariants_1_to_3_hold_whatever_customers_workers_and_the_gateway_do(
         @rule()
         def worker_dies_after_charging(self) -> None:
             work, _ = billing._claim(uows, clock, 50)
-            billing._charge_all(gateway, work, 1)
+            billing_stages.charge_all(gateway, work, 1)
 
         @rule()
         def slow_worker_claims(self) -> None:
@@ -325,7 +325,7 @@ def test_invariants_1_to_3_hold_whatever_customers_workers_and_the_gateway_do(
         @rule()
         def slow_worker_finishes(self) -> None:
             work = self.slow_workers.pop(0)
-            outcomes = billing._charge_all(gateway, work, 1)
+            outcomes = billing_stages.charge_all(gateway, work, 1)
             billing._record(uows, clock, work, outcomes, DunningPolicy())
 
         @rule()

@@ -22,7 +22,7 @@ from fairsub.domain.periods import Period, add_months
 from fairsub.domain.references import is_valid_reference, new_reference
 from fairsub.domain.refunding import RefundKind, RefundStatus
 from fairsub.domain.subscriptions import Subscription
-from fairsub.services import billing, cases, refunds
+from fairsub.services import billing, billing_stages, cases, refunds
 from fairsub.services import subscriptions as subs
 from fairsub.services.ports import RefundResult
 from tests.builders import Demo, seeded, turn_off
@@ -298,7 +298,7 @@ def test_a_turn_off_that_lost_the_race_is_not_refunded_automatically(
     clock.set(data.monthly.period.end + timedelta(minutes=1))
     work, _ = billing._claim(container.uows, clock, 10)  # the renewal committed first...
     cancellation = turn_off(container, data.alex, data.monthly)  # ...then the turn-off
-    outcomes = billing._charge_all(container.gateway, work, 1)
+    outcomes = billing_stages.charge_all(container.gateway, work, 1)
     billing._record(container.uows, clock, work, outcomes, billing.DunningPolicy())
     assert "had already started" in cancellation.declaration
     charge = latest_charge(container, data)

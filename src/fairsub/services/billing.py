@@ -13,15 +13,12 @@ The run is two-phase, and the order is what keeps invariants 1 and 2:
 Batches are pipelined: while one batch's charges are out at the gateway, the previous
 batch's answers are recorded and the next batch is claimed, so the charges in flight
 never wait for the database. (Next to SQLite with one charge at a time, charges are made
-on the run's own thread instead: see `_charging`.)
+on the run's own thread instead: see `billing_stages`.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -45,6 +42,7 @@ from fairsub.services.billing_outcomes import (
     RunSummary,
     record_outcomes,
 )
+from fairsub.services.billing_stages import Work, charging, recording
 from fairsub.services.ports import (
     Clock,
     DueRenewal,
@@ -60,15 +58,6 @@ from fairsub.services.pricing import renewal_prices
 __all__ = ["LEASE", "DunningPolicy", "RunSummary", "Work", "renew_due", "run", "settle_unknown"]
 
 LEASE = timedelta(minutes=10)
-
-
-@dataclass(frozen=True, slots=True)
-class Work:
-    """One charge to make, with what the claim read and wrote for it."""
-
-    attempt: PaymentAttempt
-    description: str
-    claimed: Claimed
 
 
 def _claim(uows: UnitOfWorkFactory, clock: Clock, batch: int) -> tuple[list[Work], int]:
@@ -168,56 +157,6 @@ def _no_payment_method(
     )
 
 
-def _charge(gateway: PaymentGateway, item: Work) -> Outcome:
-    attempt = item.attempt
-    try:
-        return gateway.charge(
-            attempt.idempotency_key, attempt.amount, attempt.payment_token, item.description
-        )
-    except (GatewayTimeout, GatewayUnavailable):
-        return None
-
-
-def _charge_all(gateway: PaymentGateway, work: list[Work], in_flight: int) -> list[Outcome]:
-    with _charging(gateway, in_flight, embedded=False) as send:
-        return send(work)()
-
-
-# Sends a batch to the gateway; what it returns waits for, and gives, the batch's answers.
-Sender = Callable[[list[Work]], Callable[[], list[Outcome]]]
-
-
-@contextmanager
-def _charging(gateway: PaymentGateway, in_flight: int, *, embedded: bool) -> Iterator[Sender]:
-    """Charges on other threads, so the gateway's work overlaps the database's: `in_flight`
-    at a time, or with in_flight 1 a whole batch, one charge after another, as one task.
-
-    One at a time next to an embedded database (SQLite), charges are made on this thread
-    when the batch is sent instead: SQLite's work is this process's CPU, not a wait, so a
-    charging thread would only trade the interpreter lock with this one at every SQLite
-    call, which costs more than the overlap gains (about 1,250 against 1,650 renewals/s).
-    A server database (PostgreSQL) leaves this thread waiting, and that is when the other
-    one charges (853 renewals/s inline against 977 with the thread, N = 100,000)."""
-    if in_flight <= 1 and embedded:
-
-        def here(work: list[Work]) -> Callable[[], list[Outcome]]:
-            outcomes = [_charge(gateway, item) for item in work]
-            return lambda: outcomes
-
-        yield here
-        return
-    with ThreadPoolExecutor(max_workers=max(1, in_flight), thread_name_prefix="charge") as pool:
-
-        def one_by_one(work: list[Work]) -> Callable[[], list[Outcome]]:
-            return pool.submit(lambda: [_charge(gateway, item) for item in work]).result
-
-        def in_parallel(work: list[Work]) -> Callable[[], list[Outcome]]:
-            futures = [pool.submit(_charge, gateway, item) for item in work]
-            return lambda: [f.result() for f in futures]
-
-        yield one_by_one if in_flight <= 1 else in_parallel
-
-
 def _record(
     uows: UnitOfWorkFactory,
     clock: Clock,
@@ -242,29 +181,6 @@ def _record_when_answered(
     policy: DunningPolicy,
 ) -> RunSummary:
     return _record(uows, clock, work, answers(), policy)
-
-
-# Records a batch's answers; what it returns waits for, and gives, that batch's summary.
-Recorder = Callable[[Callable[[], RunSummary]], Callable[[], RunSummary]]
-
-
-@contextmanager
-def _recording(*, embedded: bool) -> Iterator[Recorder]:
-    """Records a batch while the next one is claimed. Next to a server database each of the
-    two transactions mostly waits for the server, on its own connection, so they overlap:
-    one worker on PostgreSQL spent half its time waiting, one transaction after another.
-    An embedded database's work is this process's CPU, and its writes take turns anyway,
-    so there a batch is recorded in place."""
-    if embedded:
-
-        def in_place(task: Callable[[], RunSummary]) -> Callable[[], RunSummary]:
-            result = task()
-            return lambda: result
-
-        yield in_place
-        return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="record") as pool:
-        yield lambda task: pool.submit(task).result
 
 
 def renew_due(
@@ -300,8 +216,8 @@ def renew_due(
                 progress(count)
 
     with (
-        _charging(gateway, in_flight, embedded=uows.embedded) as send,
-        _recording(embedded=uows.embedded) as record,
+        charging(gateway, in_flight, embedded=uows.embedded) as send,
+        recording(embedded=uows.embedded) as record,
     ):
         while True:
             size = batch if limit is None else min(batch, limit - claimed)

@@ -42,13 +42,12 @@ from fairsub.domain.offers import price_list as price_list
 from fairsub.domain.periods import Period
 from fairsub.domain.subscriptions import ENTITLED, Status, Subscription
 from fairsub.services import audit
+from fairsub.services.billing_stages import charge_attempt
 from fairsub.services.ports import (
     CardDetails,
     ChargeResult,
     Clock,
     ConsentRecord,
-    GatewayTimeout,
-    GatewayUnavailable,
     NewSubscription,
     PaymentGateway,
     UnitOfWork,
@@ -218,7 +217,7 @@ def purchase(
         uow.commit()
     if attempt is None:
         return Purchase(subscription.id, PurchaseState.TRIAL, invoice.number)
-    outcome = _charge(gateway, attempt, f"{shown.product.name} ({shown.plan.name})")
+    outcome = charge_attempt(gateway, attempt, f"{shown.product.name} ({shown.plan.name})")
     with uows().write() as uow:
         state, declined = _record(uow, attempt, outcome, clock.now())
         uow.commit()
@@ -285,13 +284,6 @@ def _open(
     )
     uow.billing.lease(subscription_id, shown.at + CHARGE_LEASE)
     return subscription, invoice, attempt
-
-
-def _charge(gateway: PaymentGateway, attempt: PaymentAttempt, what: str) -> ChargeResult | None:
-    try:
-        return gateway.charge(attempt.idempotency_key, attempt.amount, attempt.payment_token, what)
-    except (GatewayTimeout, GatewayUnavailable):
-        return None
 
 
 def _record(
