@@ -1,8 +1,8 @@
 """The billing ledger: invoices and payment attempts (the renewal queue is billing_queue).
 
-The billing run writes a batch at a time: each batch method is one statement (an
-executemany, or an INSERT ... RETURNING over many rows), built once at import, because
-building and compiling a statement costs more than running it on a small row.
+The billing run writes a batch at a time: each batch method is one statement over many
+rows (adapters.db.bulk), built once at import, because building and compiling a statement
+costs more than running it on a small row.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy import Row, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from fairsub.adapters.db.billing_queue import RenewalQueue
+from fairsub.adapters.db.bulk import inserting, updating
 from fairsub.adapters.db.tables import (
     IN_FLIGHT,
     invoice_counter,
@@ -37,26 +38,44 @@ from fairsub.services.ports import AttemptAnswer
 
 inv, pa, s = invoices, payment_attempts, subscriptions
 
-# Many rows in one INSERT ... RETURNING. The ids come back matched by a column unique in the
-# batch rather than in parameter order: asking for the order makes SQLAlchemy insert row by
-# row on SQLite.
-_ADD_INVOICES = insert(inv).returning(inv.c.id, inv.c.subscription_id, inv.c.period_start)
-_ADD_ATTEMPTS = insert(pa).returning(pa.c.id, pa.c.idempotency_key)
-_SETTLE = (
-    update(pa)
-    .where(pa.c.id == bindparam("b_id"))
-    .values(
-        status=bindparam("b_status"),
-        gateway_ref=bindparam("b_ref"),
-        decline_reason=bindparam("b_reason"),
-        settled_at=bindparam("b_at"),
-    )
+# New rows' ids come back matched by a column unique in the batch rather than in parameter
+# order: asking SQLAlchemy for the order makes it insert row by row on SQLite.
+_ADD_INVOICES = inserting(
+    inv,
+    (
+        "number",
+        "account_id",
+        "subscription_id",
+        "kind",
+        "period_start",
+        "period_end",
+        "amount_minor",
+        "currency",
+        "status",
+        "created_at",
+    ),
+    returning=(inv.c.id, inv.c.subscription_id, inv.c.period_start),
 )
-_INVOICE_STATUS = (
-    update(inv)
-    .where(inv.c.id == bindparam("b_id"))
-    .values(status=bindparam("b_status"), paid_at=bindparam("b_paid_at"))
+_ADD_ATTEMPTS = inserting(
+    pa,
+    (
+        "account_id",
+        "invoice_id",
+        "subscription_id",
+        "attempt_no",
+        "idempotency_key",
+        "amount_minor",
+        "currency",
+        "payment_method_id",
+        "payment_token",
+        "status",
+        "created_at",
+    ),
+    returning=(pa.c.id, pa.c.idempotency_key),
 )
+_SETTLE = updating(pa, "id", ("status", "gateway_ref", "decline_reason", "settled_at"))
+_INVOICE_PAID = updating(inv, "id", ("status", "paid_at"))
+_INVOICE_STATUS = updating(inv, "id", ("status",))
 # Every turn-off asks this: is a renewal's charge out right now?
 _IN_FLIGHT = (
     select(pa)
@@ -65,9 +84,6 @@ _IN_FLIGHT = (
         IN_FLIGHT,
     )
     .limit(1)
-)
-_INVOICE_VOID = (
-    update(inv).where(inv.c.id == bindparam("b_id")).values(status=bindparam("b_status"))
 )
 
 
@@ -201,9 +217,8 @@ class SqlBilling(RenewalQueue):
             }
             for d in drafts
         ]
-        ids = {
-            (r.subscription_id, r.period_start): r.id for r in self._c.execute(_ADD_INVOICES, rows)
-        }
+        added = _ADD_INVOICES.execute(self._c, rows)
+        ids = {(r.subscription_id, r.period_start): r.id for r in added}
         return [replace(d, id=int(ids[d.subscription_id, d.period_start])) for d in drafts]
 
     def set_invoice_status(
@@ -218,17 +233,15 @@ class SqlBilling(RenewalQueue):
     ) -> None:
         """Paid invoices get `at` as their paid time; others keep theirs."""
         paid = [
-            {"b_id": i, "b_status": s.value, "b_paid_at": at}
+            {"id": i, "status": s.value, "paid_at": at}
             for i, s in changes
             if s is InvoiceStatus.PAID
         ]
-        other = [
-            {"b_id": i, "b_status": s.value} for i, s in changes if s is not InvoiceStatus.PAID
-        ]
+        other = [{"id": i, "status": s.value} for i, s in changes if s is not InvoiceStatus.PAID]
         if paid:
-            self._c.execute(_INVOICE_STATUS, paid)
+            _INVOICE_PAID.execute(self._c, paid)
         if other:
-            self._c.execute(_INVOICE_VOID, other)
+            _INVOICE_STATUS.execute(self._c, other)
 
     def open_invoice_for(self, subscription_id: int) -> Invoice | None:
         row = self._c.execute(
@@ -298,7 +311,7 @@ class SqlBilling(RenewalQueue):
             }
             for d in drafts
         ]
-        ids = {r.idempotency_key: r.id for r in self._c.execute(_ADD_ATTEMPTS, rows)}
+        ids = {r.idempotency_key: r.id for r in _ADD_ATTEMPTS.execute(self._c, rows)}
         return [replace(d, id=int(ids[d.idempotency_key])) for d in drafts]
 
     def settle_attempt(
@@ -326,17 +339,17 @@ class SqlBilling(RenewalQueue):
         open_ids = set(self._c.execute(query).scalars())
         rows = [
             {
-                "b_id": a.attempt_id,
-                "b_status": a.status.value,
-                "b_ref": a.gateway_ref,
-                "b_reason": a.decline_reason,
-                "b_at": at if a.status is not AttemptStatus.UNKNOWN else None,
+                "id": a.attempt_id,
+                "status": a.status.value,
+                "gateway_ref": a.gateway_ref,
+                "decline_reason": a.decline_reason,
+                "settled_at": at if a.status is not AttemptStatus.UNKNOWN else None,
             }
             for a in answers
             if a.attempt_id in open_ids
         ]
         if rows:
-            self._c.execute(_SETTLE, rows)
+            _SETTLE.execute(self._c, rows)
         return open_ids
 
     def in_flight(self, subscription_id: int) -> PaymentAttempt | None:

@@ -13,10 +13,11 @@ from datetime import datetime
 
 from sqlalchemy import Connection, and_, bindparam, exists, func, or_, select, update
 
+from fairsub.adapters.db.bulk import updating
 from fairsub.adapters.db.subscriptions import (
-    SAVE_SUBSCRIPTION,
+    SAVED,
     SUBSCRIPTION_VIEW,
-    save_params,
+    saved,
     subscription_from,
 )
 from fairsub.adapters.db.tables import (
@@ -33,10 +34,11 @@ from fairsub.services.ports import DueRenewal, Dunning
 s, pa, pm, a = subscriptions, payment_attempts, payment_methods, accounts
 
 # A subscription with its dunning state, and the worker's lease ended: one statement.
-_SAVE_WITH_DUNNING = SAVE_SUBSCRIPTION.values(
-    failed_attempts=bindparam("b_failed"),
-    next_retry_at=bindparam("b_retry_at"),
-    claimed_until=None,
+_SAVE_WITH_DUNNING = updating(
+    s,
+    "id",
+    (*SAVED, "failed_attempts", "next_retry_at"),
+    also={"version": s.c.version + 1, "claimed_until": None},
 )
 
 # A claimed subscription with everything charging it and recording the answer need: the
@@ -130,17 +132,15 @@ class RenewalQueue:
 
     def save_with_dunning(self, changes: Sequence[tuple[Subscription, Dunning]]) -> None:
         if changes:
-            self._c.execute(
-                _SAVE_WITH_DUNNING,
-                [
-                    {
-                        **save_params(sub),
-                        "b_failed": dunning.failed_attempts,
-                        "b_retry_at": dunning.next_retry_at,
-                    }
-                    for sub, dunning in changes
-                ],
-            )
+            rows = [
+                {
+                    **saved(sub),
+                    "failed_attempts": dunning.failed_attempts,
+                    "next_retry_at": dunning.next_retry_at,
+                }
+                for sub, dunning in changes
+            ]
+            _SAVE_WITH_DUNNING.execute(self._c, rows)
 
     def ending(self, now: datetime, grace_cutoff: datetime, limit: int) -> list[tuple[int, int]]:
         """Subscriptions to expire: turned off and past their period, or past due with no

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from fairsub.adapters.db.bulk import inserting
 from fairsub.adapters.db.tables import outbox
 from fairsub.services.ports import OutboxMessage
 
@@ -25,11 +26,26 @@ class PendingEmail:
 
 
 # Insert unless the dedupe key is there, by dialect; built once.
-_QUEUE = {
-    "postgresql": pg_insert(outbox).on_conflict_do_nothing(index_elements=["dedupe_key"]),
-    "sqlite": sqlite_insert(outbox).on_conflict_do_nothing(index_elements=["dedupe_key"]),
+_QUEUE_ONE = {
+    name: insert_(outbox)
+    .on_conflict_do_nothing(index_elements=["dedupe_key"])
+    .returning(outbox.c.id)
+    for name, insert_ in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
 }
-_QUEUE_ONE = {name: statement.returning(outbox.c.id) for name, statement in _QUEUE.items()}
+_QUEUE = inserting(
+    outbox,
+    (
+        "account_id",
+        "kind",
+        "recipient",
+        "payload",
+        "dedupe_key",
+        "created_at",
+        "attempts",
+        "next_attempt_at",
+    ),
+    skip_conflicts_on=("dedupe_key",),
+)
 
 
 def _row(message: OutboxMessage, at: datetime) -> dict[str, Any]:
@@ -60,7 +76,7 @@ class SqlOutbox:
 
     def add_many(self, messages: Sequence[OutboxMessage], at: datetime) -> None:
         if messages:
-            self._c.execute(_QUEUE[self._c.dialect.name], [_row(m, at) for m in messages])
+            _QUEUE.execute(self._c, [_row(m, at) for m in messages])
             self.added = True
 
     def due(self, now: datetime, limit: int) -> list[PendingEmail]:

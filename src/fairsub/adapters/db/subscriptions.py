@@ -9,6 +9,7 @@ from sqlalchemy import Connection, Insert, Row, Table, and_, bindparam, insert, 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from fairsub.adapters.db.bulk import updating
 from fairsub.adapters.db.tables import (
     cancellations,
     payment_methods,
@@ -86,31 +87,21 @@ _REFERENCE_TAKEN = select(cancellations.c.reference).where(
 )
 
 
-SAVE_SUBSCRIPTION = (
-    update(s)
-    .where(s.c.id == bindparam("b_id"))
-    .values(
-        status=bindparam("b_status"),
-        auto_renew=bindparam("b_auto_renew"),
-        period_start=bindparam("b_period_start"),
-        period_end=bindparam("b_period_end"),
-        price_minor=bindparam("b_price_minor"),
-        currency=bindparam("b_currency"),
-        version=s.c.version + 1,
-    )
-)
+# What saving a subscription writes; every save moves its version on.
+SAVED = ("status", "auto_renew", "period_start", "period_end", "price_minor", "currency")
+_SAVE = updating(s, "id", SAVED, also={"version": s.c.version + 1})
 
 
-def save_params(sub: Subscription) -> dict[str, object]:
-    """SAVE_SUBSCRIPTION's parameters for one subscription."""
+def saved(sub: Subscription) -> dict[str, object]:
+    """The row a save writes (the SAVED columns, by id)."""
     return {
-        "b_id": sub.id,
-        "b_status": sub.status.value,
-        "b_auto_renew": sub.auto_renew,
-        "b_period_start": sub.period.start,
-        "b_period_end": sub.period.end,
-        "b_price_minor": sub.price.amount_minor,
-        "b_currency": sub.price.currency,
+        "id": sub.id,
+        "status": sub.status.value,
+        "auto_renew": sub.auto_renew,
+        "period_start": sub.period.start,
+        "period_end": sub.period.end,
+        "price_minor": sub.price.amount_minor,
+        "currency": sub.price.currency,
     }
 
 
@@ -182,7 +173,7 @@ class SqlSubscriptions:
 
     def save_many(self, subscriptions: Sequence[Subscription]) -> None:
         if subscriptions:
-            self._c.execute(SAVE_SUBSCRIPTION, [save_params(sub) for sub in subscriptions])
+            _SAVE.execute(self._c, [saved(sub) for sub in subscriptions])
 
     def add(self, new: NewSubscription) -> int:
         reseller = new.reseller

@@ -1,0 +1,115 @@
+"""adapters.db.bulk on SQLite and PostgreSQL: many rows written in one statement read back
+exactly as given, whichever form the database gets (an executemany, or arrays unnested)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import StatementError
+
+from fairsub.adapters.db.bulk import inserting, updating
+from fairsub.adapters.db.engine import make_engine
+from fairsub.adapters.db.tables import outbox
+
+AT = datetime(2026, 11, 28, 9, 30, 15, 123456, tzinfo=UTC)
+COLUMNS = (
+    "account_id",
+    "kind",
+    "recipient",
+    "payload",
+    "dedupe_key",
+    "created_at",
+    "attempts",
+    "next_attempt_at",
+)
+QUEUE = inserting(
+    outbox,
+    COLUMNS,
+    returning=(outbox.c.id, outbox.c.dedupe_key),
+    skip_conflicts_on=("dedupe_key",),
+)
+RETRY = updating(
+    outbox, "id", ("attempts", "last_error"), also={"next_attempt_at": AT + timedelta(hours=1)}
+)
+
+
+def row(key: str, **changes: object) -> dict[str, object]:
+    return {
+        "account_id": None,
+        "kind": "auto_renew_off",
+        "recipient": f"{key}@example.com",
+        "payload": {"reference": key, "product": "Schutz 360 — Jahr", "seats": [1, 2]},
+        "dedupe_key": key,
+        "created_at": AT,
+        "attempts": 0,
+        "next_attempt_at": AT,
+        **changes,
+    }
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+def stored(engine: Engine) -> dict[str, dict[str, object]]:
+    with engine.connect() as connection:
+        rows = connection.execute(select(outbox).order_by(outbox.c.id)).mappings().all()
+    return {str(r["dedupe_key"]): dict(r) for r in rows}
+
+
+def test_inserted_rows_read_back_as_given_with_their_ids(engine: Engine) -> None:
+    given = [row("a", account_id=7), row("b"), row("c", created_at=AT + timedelta(days=40))]
+    with engine.begin() as connection:
+        returned = {r.dedupe_key: r.id for r in QUEUE.execute(connection, given)}
+
+    found = stored(engine)
+    assert sorted(found) == ["a", "b", "c"]
+    for want in given:
+        got = found[str(want["dedupe_key"])]
+        assert got["id"] == returned[want["dedupe_key"]]
+        assert {c: got[c] for c in COLUMNS} == want
+
+
+def test_a_row_whose_key_is_taken_is_left_out_and_not_returned(engine: Engine) -> None:
+    with engine.begin() as connection:
+        QUEUE.execute(connection, [row("a"), row("b")])
+    with engine.begin() as connection:
+        again = QUEUE.execute(connection, [row("b", recipient="other@example.com"), row("c")])
+        assert [r.dedupe_key for r in again] == ["c"]
+
+    found = stored(engine)
+    assert sorted(found) == ["a", "b", "c"]
+    assert found["b"]["recipient"] == "b@example.com"
+
+
+def test_update_changes_only_the_rows_named_each_to_its_own_values(engine: Engine) -> None:
+    with engine.begin() as connection:
+        ids = {r.dedupe_key: r.id for r in QUEUE.execute(connection, [row(k) for k in "abc"])}
+    with engine.begin() as connection:
+        changed = RETRY.execute(
+            connection,
+            [
+                {"id": ids["a"], "attempts": 3, "last_error": "mail server refused"},
+                {"id": ids["c"], "attempts": 1, "last_error": None},
+            ],
+        )
+        assert changed.rowcount == 2
+
+    found = stored(engine)
+    assert (found["a"]["attempts"], found["a"]["last_error"]) == (3, "mail server refused")
+    assert (found["c"]["attempts"], found["c"]["last_error"]) == (1, None)
+    assert found["a"]["next_attempt_at"] == found["c"]["next_attempt_at"] == AT + timedelta(hours=1)
+    assert (found["b"]["attempts"], found["b"]["next_attempt_at"]) == (0, AT)
+
+
+def test_a_naive_time_in_a_batch_is_refused_and_nothing_is_written(engine: Engine) -> None:
+    naive = row("b", created_at=AT.replace(tzinfo=None))
+    with pytest.raises(StatementError, match="naive datetime"), engine.begin() as connection:
+        QUEUE.execute(connection, [row("a"), naive])
+    assert stored(engine) == {}
