@@ -14,8 +14,9 @@ script starts with initdb/pg_ctl on a free port on 127.0.0.1 and stops at the en
 3. starts the portal in its own process (uvicorn, one worker, built like `fairsub serve`,
    see serve_app.py) and checks the real flow once: POST /login, GET /account, and that the
    CSRF token in the turn-off form is the one the load generator sends;
-4. drives each scenario from this process with httpx (async, HTTP/1.1 keep-alive, one
-   connection per simulated browser) in a closed loop of --concurrency clients: a warm-up,
+4. drives each scenario from this process (asyncio on uvloop, HTTP/1.1 keep-alive, one
+   connection per simulated browser, answers read by httptools: see _http.py for why not
+   httpx) in a closed loop of --concurrency clients: a warm-up,
    then a measured window. Latency is per request, from send to last byte, as the client
    sees it. With --rate it is an open loop instead (Poisson arrivals, latency counted from
    each arrival, so queueing for a connection is included);
@@ -63,12 +64,16 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
+import uvloop
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, func, insert, select, text
 
+from _http import ERRORS as CLIENT_ERRORS
+from _http import Client, Response
 from _support import (
     SECRET_KEY,
     Postgres,
@@ -120,7 +125,10 @@ def machine_info(pg_version: str | None) -> dict[str, str]:
         "fairsub": fairsub_identity(),
         **machine_basics(pg_version),
         "server": server_stack,
-        "load generator": f"httpx {_package_version('httpx')} (asyncio, HTTP/1.1 keep-alive)",
+        "load generator": (
+            f"bench/_http.py: asyncio on uvloop {_package_version('uvloop')}, httptools "
+            f"{_package_version('httptools')} (HTTP/1.1 keep-alive)"
+        ),
     }
 
 
@@ -429,7 +437,7 @@ class Scenario:
     name: str
     label: str
     next_request: Callable[[], Request | None]  # None: nothing left to send
-    check: Callable[[httpx.Response], str | None]  # None when the answer is right
+    check: Callable[[Response], str | None]  # None when the answer is right
     ok_total: int = 0  # right answers, warm-up included
 
 
@@ -468,13 +476,13 @@ def scenarios(population: Population, rng: random.Random, customers: int) -> dic
 
         return make
 
-    def json_ok(response: httpx.Response) -> str | None:
+    def json_ok(response: Response) -> str | None:
         return None if response.status_code == 200 else f"HTTP {response.status_code}"
 
     def dashboard() -> Request:
         return Request("GET", "/account", {"Cookie": rng.choice(users).cookie})
 
-    def dashboard_ok(response: httpx.Response) -> str | None:
+    def dashboard_ok(response: Response) -> str | None:
         if response.status_code != 200:
             return f"HTTP {response.status_code} {response.headers.get('location', '')}".strip()
         return None if b"data-subscription=" in response.content else "page without subscriptions"
@@ -493,7 +501,7 @@ def scenarios(population: Population, rng: random.Random, customers: int) -> dic
             f"csrf_token={user.csrf}".encode(),
         )
 
-    def turn_off_ok(response: httpx.Response) -> str | None:
+    def turn_off_ok(response: Response) -> str | None:
         location = response.headers.get("location", "")
         if response.status_code == 303 and location.startswith("/account/cancellations/FS-"):
             return None
@@ -551,24 +559,22 @@ async def drive(
     problems: Counter[str] = Counter()
     last_done = 0.0
     exhausted = False
-    # One client (one keep-alive connection) per simulated browser: a single httpx pool
-    # shared by many concurrent requests costs the client several times more CPU per request.
-    one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    clients = [
-        httpx.AsyncClient(base_url=base_url, limits=one, timeout=30.0, follow_redirects=False)
-        for _ in range(concurrency)
-    ]
+    # One client (one keep-alive connection) per simulated browser.
+    address = urlsplit(base_url)
+    assert address.hostname is not None
+    assert address.port is not None
+    clients = [Client(address.hostname, address.port) for _ in range(concurrency)]
     begin = time.perf_counter()
     window_start, window_end = begin + warmup, begin + warmup + duration
 
-    async def send(client: httpx.AsyncClient, request: Request, since: float) -> None:
+    async def send(client: Client, request: Request, since: float) -> None:
         nonlocal last_done
         try:
             response = await client.request(
-                request.method, request.path, headers=request.headers, content=request.body
+                request.method, request.path, request.headers, request.body
             )
             problem = scenario.check(response)
-        except httpx.HTTPError as error:
+        except CLIENT_ERRORS as error:
             problem = type(error).__name__
         done = time.perf_counter()
         if problem is None:
@@ -579,7 +585,7 @@ async def drive(
             if problem is not None:
                 problems[problem] += 1
 
-    async def closed_loop(client: httpx.AsyncClient) -> None:
+    async def closed_loop(client: Client) -> None:
         nonlocal exhausted
         while time.perf_counter() < window_end:
             request = scenario.next_request()
@@ -590,7 +596,7 @@ async def drive(
 
     async def open_loop(rate: float) -> None:
         nonlocal exhausted
-        idle: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
+        idle: asyncio.Queue[Client] = asyncio.Queue()
         for client in clients:
             idle.put_nowait(client)
 
@@ -768,18 +774,19 @@ def run_database(
             for key in args.scenarios:
                 scenario = all_scenarios[key]
                 console.print(f"  [dim]{name}: {scenario.label} ...[/dim]")
-                results[key] = asyncio.run(
-                    drive(
-                        server.base_url,
-                        scenario,
-                        concurrency=args.concurrency,
-                        warmup=args.warmup,
-                        duration=args.duration,
-                        meter=meter,
-                        rate=args.rate,
-                        rng=rng,
+                with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                    results[key] = runner.run(
+                        drive(
+                            server.base_url,
+                            scenario,
+                            concurrency=args.concurrency,
+                            warmup=args.warmup,
+                            duration=args.duration,
+                            meter=meter,
+                            rate=args.rate,
+                            rng=rng,
+                        )
                     )
-                )
             if "turn-off" in results:
                 notes += check_turn_offs(
                     container,
