@@ -15,16 +15,8 @@ from fairsub.adapters.db.engine import make_engine
 from fairsub.adapters.db.tables import outbox
 
 AT = datetime(2026, 11, 28, 9, 30, 15, 123456, tzinfo=UTC)
-COLUMNS = (
-    "account_id",
-    "kind",
-    "recipient",
-    "payload",
-    "dedupe_key",
-    "created_at",
-    "attempts",
-    "next_attempt_at",
-)
+# What queuing an email writes: every column but the id and those a send fills in.
+COLUMNS = tuple(c.name for c in outbox.c if c.name not in ("id", "sent_at", "last_error"))
 QUEUE = inserting(
     outbox,
     COLUMNS,
