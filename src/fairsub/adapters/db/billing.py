@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import Row, Table, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -38,42 +38,26 @@ from fairsub.services.ports import AttemptAnswer
 
 inv, pa, s = invoices, payment_attempts, subscriptions
 
-# New rows' ids come back matched by a column unique in the batch rather than in parameter
-# order: asking SQLAlchemy for the order makes it insert row by row on SQLite.
+
+def _columns_but(table: Table, *left_out: str) -> tuple[str, ...]:
+    return tuple(c.name for c in table.c if c.name not in left_out)
+
+
+# A new row has every column but its id and those filled in when the charge is answered.
+# Its id comes back matched by a column unique in the batch rather than in parameter order:
+# asking SQLAlchemy for the order makes it insert row by row on SQLite.
+_ANSWERED = ("gateway_ref", "decline_reason", "settled_at")
 _ADD_INVOICES = inserting(
     inv,
-    (
-        "number",
-        "account_id",
-        "subscription_id",
-        "kind",
-        "period_start",
-        "period_end",
-        "amount_minor",
-        "currency",
-        "status",
-        "created_at",
-    ),
+    _columns_but(inv, "id", "paid_at"),
     returning=(inv.c.id, inv.c.subscription_id, inv.c.period_start),
 )
 _ADD_ATTEMPTS = inserting(
     pa,
-    (
-        "account_id",
-        "invoice_id",
-        "subscription_id",
-        "attempt_no",
-        "idempotency_key",
-        "amount_minor",
-        "currency",
-        "payment_method_id",
-        "payment_token",
-        "status",
-        "created_at",
-    ),
+    _columns_but(pa, "id", *_ANSWERED),
     returning=(pa.c.id, pa.c.idempotency_key),
 )
-_SETTLE = updating(pa, "id", ("status", "gateway_ref", "decline_reason", "settled_at"))
+_SETTLE = updating(pa, "id", ("status", *_ANSWERED))
 _INVOICE_PAID = updating(inv, "id", ("status", "paid_at"))
 _INVOICE_STATUS = updating(inv, "id", ("status",))
 # Every turn-off asks this: is a renewal's charge out right now?
