@@ -38,17 +38,6 @@ from sqlalchemy.sql.selectable import TableValuedAlias
 Row = Mapping[str, Any]
 
 
-class _Names(dict[str, str]):
-    """b_<column> for each column, made once per name."""
-
-    def __missing__(self, column: str) -> str:
-        self[column] = name = f"b_{column}"
-        return name
-
-
-_EACH_NAMES = _Names()
-
-
 @dataclass(frozen=True, slots=True)
 class Many:
     """One write of many rows: `execute` picks the connection's form."""
@@ -56,14 +45,15 @@ class Many:
     columns: tuple[str, ...]
     each: Executable  # SQLite, an executemany
     arrays: Executable  # PostgreSQL, over unnest()
-    rename: bool  # the executemany's parameters are b_<column> (an UPDATE's must differ)
+    # An UPDATE's executemany parameters must not be named as columns: b_<column> instead.
+    renamed: Mapping[str, str] | None = None
 
     def execute(self, connection: Connection, rows: Sequence[Row]) -> CursorResult[Any]:
         if connection.dialect.name == "postgresql":
             columns = {f"u_{c}": [row[c] for row in rows] for c in self.columns}
             return connection.execute(self.arrays, columns)
-        if self.rename:
-            names = _EACH_NAMES
+        if self.renamed is not None:
+            names = self.renamed
             rows = [{names[c]: v for c, v in row.items()} for row in rows]
         return connection.execute(self.each, list(rows))
 
@@ -85,8 +75,8 @@ def inserting(
         arrays = arrays.on_conflict_do_nothing(index_elements=list(skip_conflicts_on))
         each = each.on_conflict_do_nothing(index_elements=list(skip_conflicts_on))
     if returning:
-        return Many(tuple(columns), each.returning(*returning), arrays.returning(*returning), False)
-    return Many(tuple(columns), each, arrays, rename=False)
+        return Many(tuple(columns), each.returning(*returning), arrays.returning(*returning))
+    return Many(tuple(columns), each, arrays)
 
 
 def updating(
@@ -105,7 +95,8 @@ def updating(
         .values({c: bindparam(f"b_{c}") for c in columns} | dict(also or {}))
         .where(table.c[key] == bindparam(f"b_{key}"))
     )
-    return Many((key, *columns), each, arrays, rename=True)
+    names = (key, *columns)
+    return Many(names, each, arrays, renamed={c: f"b_{c}" for c in names})
 
 
 def _unnest(table: Table, columns: Sequence[str]) -> TableValuedAlias:
