@@ -11,7 +11,7 @@ import pytest
 from fairsub.adapters.clock import SystemClock
 from fairsub.adapters.email.maildir import MaildirMailer
 from fairsub.bootstrap import Container
-from fairsub.entrypoints.relay_process import RelayProcess
+from fairsub.entrypoints.relay_process import NICENESS, RelayProcess
 from fairsub.services import accounts
 from fairsub.services.demo import DEMO_EMAIL
 from fairsub.services.ports import EmailMessage
@@ -114,3 +114,19 @@ def test_the_mailbox_reads_and_files_while_another_process_is_making_it(tmp_path
         )
     )
     assert [m.subject for m in box.messages()] == ["Filed"]
+
+
+def test_the_relay_process_runs_at_a_lower_priority_than_its_server(
+    container: Container,
+) -> None:
+    relay = RelayProcess(interval=AN_HOUR)
+    relay.start()
+    container.uows.on_commit = relay.nudge
+    try:
+        ask_for_a_reset(container)
+        wait_until(lambda: sent(container) == 1, "the first email", 30)  # past its start-up
+        assert relay._process is not None
+        server = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, relay._process.pid) == min(server + NICENESS, 19)
+    finally:
+        relay.stop()
