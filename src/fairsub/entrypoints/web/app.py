@@ -35,6 +35,7 @@ from fairsub.entrypoints.web.routes import checkout as checkout_routes
 from fairsub.entrypoints.web.routes import payment_methods as payment_method_routes
 from fairsub.entrypoints.web.routes import withdrawal as withdrawal_routes
 from fairsub.entrypoints.web.security import CookiePolicy
+from fairsub.entrypoints.web.threads import DbThreads
 from fairsub.entrypoints.worker import Worker
 
 log = structlog.get_logger(__name__)
@@ -79,6 +80,7 @@ def create_app(
     app.state.worker = worker
     cookies = CookiePolicy(secure=container.settings.base_url.startswith("https://"))
     app.state.cookies = cookies
+    app.state.db_threads = DbThreads.for_dialect(container.engine.dialect.name)
 
     app.add_middleware(SeedAndHeaders, cookies=cookies)
 

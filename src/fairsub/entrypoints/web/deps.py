@@ -48,7 +48,7 @@ SessionToken = Annotated[str | None, Depends(session_token)]
 
 def signed_in(request: Request, app: Container, token: str | None) -> Account:
     """The customer the session cookie signs in; SignInRequiredError (-> /login) if none.
-    Reads the database: call it off the event loop (a `def` route, or in_db_thread)."""
+    Reads the database: call it off the event loop (a `def` route, or threads.db_read)."""
     account = accounts.current_account(app.uows(), app.clock, token) if token else None
     if account is None:
         raise SignInRequiredError(request.url.path)

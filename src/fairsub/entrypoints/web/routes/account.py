@@ -16,13 +16,13 @@ from fairsub.entrypoints.web.deps import (
     signed_in,
 )
 from fairsub.entrypoints.web.pages import render
-from fairsub.entrypoints.web.threads import in_db_thread
+from fairsub.entrypoints.web.threads import db_read, db_write
 from fairsub.services import cancel_refund, subscriptions
 
 router = APIRouter(prefix="/account")
 
 
-# The busiest pages: the session check and the change or query in one trip to the small
+# The busiest pages: the session check and the change or query in one trip to a small
 # database pool (see threads.py and deps.SessionToken), the page rendered after it.
 
 
@@ -32,7 +32,7 @@ async def dashboard(request: Request, app: ContainerDep, session: SessionToken) 
         customer = signed_in(request, app, session)
         return customer, subscriptions.list_subscriptions(app.uows(), customer.id)
 
-    customer, found = await in_db_thread(load)
+    customer, found = await db_read(request, load)
     return render(request, "account.html", account=customer, subscriptions=found)
 
 
@@ -89,7 +89,7 @@ async def turn_off(
             channel="portal",
         )
 
-    cancellation = await in_db_thread(change)
+    cancellation = await db_write(request, change)
     # Shown only now, after the commit (invariant 4). Post/redirect/get: a reload is harmless.
     return RedirectResponse(f"/account/cancellations/{cancellation.reference}", 303)
 
@@ -109,7 +109,7 @@ async def turn_on(
             channel="portal",
         )
 
-    await in_db_thread(change)
+    await db_write(request, change)
     return RedirectResponse(f"/account/subscriptions/{subscription_id}?done=on", 303)
 
 
