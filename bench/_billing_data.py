@@ -21,6 +21,7 @@ from fairsub.adapters.db import migrate
 from fairsub.adapters.db import tables as t
 from fairsub.adapters.payments.sandbox import SandboxGateway
 from fairsub.bootstrap import bootstrap
+from fairsub.domain.billing import AttemptStatus, InvoiceKind, InvoiceStatus, idempotency_key
 from fairsub.domain.periods import Period, Term, add_months
 
 # --------------------------------------------------------------------------- data
@@ -52,6 +53,9 @@ def remove_sqlite(path: Path) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
+HISTORY_TABLES = (t.accounts, t.payment_methods, t.subscriptions, t.invoices, t.payment_attempts)
+
+
 def _due_period(rng: random.Random, now: datetime, term: Term) -> tuple[datetime, Period]:
     """(anchor, period) for a subscription whose period ended between 1 min and 20 days ago.
     The end is on day 1-28, so counting months from the anchor never clamps."""
@@ -65,11 +69,18 @@ def _due_period(rng: random.Random, now: datetime, term: Term) -> tuple[datetime
     return anchor, period
 
 
+Rows = list[dict[str, Any]]
+
+
 def _rows(
     first: int, last: int, rng: random.Random, now: datetime, token: str, offer: list[Any]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """Accounts, payment methods and subscriptions with ids first..last (one of each per id)."""
-    accounts, methods, subs = [], [], []
+) -> tuple[Rows, Rows, Rows, Rows, Rows]:
+    """Accounts, payment methods, subscriptions, and the paid invoice and succeeded payment
+    attempt of each subscription's current period, with ids first..last (one of each per
+    id). The history is what a real database holds when its subscriptions come due; it
+    also keeps the run honest on PostgreSQL: over empty invoice and attempt tables the
+    planner caches sequential scans for the foreign-key checks of the first inserts."""
+    accounts, methods, subs, invoices, attempts = [], [], [], [], []
     created = now - timedelta(days=800)
     for i in range(first, last + 1):
         region, plan, price = rng.choice(offer)
@@ -122,7 +133,44 @@ def _rows(
                 "next_retry_at": None,
             }
         )
-    return accounts, methods, subs
+        invoices.append(
+            {
+                "id": i,
+                "number": i,
+                "account_id": i,
+                "subscription_id": i,
+                "kind": (
+                    InvoiceKind.PURCHASE if period.start == anchor else InvoiceKind.RENEWAL
+                ).value,
+                "period_start": period.start,
+                "period_end": period.end,
+                "amount_minor": price.amount_minor,
+                "currency": price.currency,
+                "status": InvoiceStatus.PAID.value,
+                "created_at": period.start,
+                "paid_at": period.start,
+            }
+        )
+        attempts.append(
+            {
+                "id": i,
+                "account_id": i,
+                "invoice_id": i,
+                "subscription_id": i,
+                "attempt_no": 1,
+                "idempotency_key": idempotency_key(i, period.start, 1),
+                "amount_minor": price.amount_minor,
+                "currency": price.currency,
+                "payment_method_id": i,
+                "payment_token": token,
+                "status": AttemptStatus.SUCCEEDED.value,
+                "gateway_ref": f"history-{i}",
+                "decline_reason": None,
+                "created_at": period.start,
+                "settled_at": period.start,
+            }
+        )
+    return accounts, methods, subs, invoices, attempts
 
 
 def seed(url: str, data_dir: Path, n: int, token: str, rng_seed: int) -> float:
@@ -146,10 +194,10 @@ def seed(url: str, data_dir: Path, n: int, token: str, rng_seed: int) -> float:
         for first in range(1, n + 1, SEED_CHUNK):
             chunk = _rows(first, min(n, first + SEED_CHUNK - 1), rng, now, token, offer)
             with container.engine.begin() as connection:
-                for table, rows in zip(
-                    (t.accounts, t.payment_methods, t.subscriptions), chunk, strict=True
-                ):
+                for table, rows in zip(HISTORY_TABLES, chunk, strict=True):
                     connection.execute(insert(table), rows)
+        with container.engine.begin() as connection:
+            connection.execute(insert(t.invoice_counter).values(id=1, last_number=n))
         _after_bulk_load(container.engine)
     finally:
         container.close()
@@ -160,7 +208,7 @@ def _after_bulk_load(engine: Engine) -> None:
     if engine.dialect.name != "postgresql":
         return
     with engine.begin() as connection:
-        for table in (t.accounts, t.payment_methods, t.subscriptions):
+        for table in HISTORY_TABLES:
             connection.execute(
                 text(
                     f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "

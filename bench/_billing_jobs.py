@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, distinct, event, func, select
+from sqlalchemy import Engine, and_, distinct, event, func, select
 
 from _billing_baseline import baseline_renew
 from _billing_common import _proc_status_kib
@@ -254,7 +254,10 @@ def _verify(job: Job, started_at: datetime) -> dict[str, int]:
     inv, pa, s = t.invoices, t.payment_attempts, t.subscriptions
     try:
         with engine.connect() as c:
-            paid = inv.c.status == InvoiceStatus.PAID.value
+            # The seeded history (each current period's paid invoice and its attempt)
+            # was created before the run; only what the run made is counted.
+            paid = and_(inv.c.status == InvoiceStatus.PAID.value, inv.c.created_at >= started_at)
+            new_attempt = pa.c.created_at >= started_at
             count = func.count()
             return {
                 "paid invoices": int(c.scalar(select(count).where(paid)) or 0),
@@ -262,9 +265,14 @@ def _verify(job: Job, started_at: datetime) -> dict[str, int]:
                     c.scalar(select(func.count(distinct(inv.c.subscription_id))).where(paid)) or 0
                 ),
                 "succeeded attempts": int(
-                    c.scalar(select(count).where(pa.c.status == AttemptStatus.SUCCEEDED.value)) or 0
+                    c.scalar(
+                        select(count).where(
+                            new_attempt, pa.c.status == AttemptStatus.SUCCEEDED.value
+                        )
+                    )
+                    or 0
                 ),
-                "attempts": int(c.scalar(select(count).select_from(pa)) or 0),
+                "attempts": int(c.scalar(select(count).where(new_attempt)) or 0),
                 "renewed": int(c.scalar(select(count).where(s.c.period_end > started_at)) or 0),
                 "sandbox charges": charges,
             }
