@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, or_, select, update
 
 from fairsub.adapters.db.bulk import updating
 from fairsub.adapters.db.subscriptions import (
@@ -52,6 +52,19 @@ _CLAIMABLE = SUBSCRIPTION_VIEW.add_columns(
     a.c.timezone.label("account_timezone"),
 ).join(a, a.c.id == s.c.account_id)
 
+
+def _no_charge_in_flight() -> ColumnElement[bool]:
+    """The subscription has no charge in flight (an attempt sending, or with its answer
+    unknown): checked per candidate row through the partial index, after the cheap
+    filters. OFFSET 0 keeps PostgreSQL from turning NOT EXISTS into an anti-join: its
+    statistics see almost no attempt in flight (there are none between runs), so it
+    plans to scan all of them once and compare each candidate with each, which costs
+    (candidates x charges in flight) and grew a 200-row claim to 15-60 ms mid-run; each
+    probe of the index is a few microseconds."""
+    in_flight = select(pa.c.id).where(pa.c.subscription_id == s.c.id, IN_FLIGHT).offset(0)
+    return ~in_flight.exists()
+
+
 _SET_DUNNING = (
     update(s)
     .where(s.c.id == bindparam("b_id"))
@@ -74,7 +87,6 @@ class RenewalQueue:
         """Subscriptions whose period is over and that should be charged now: renewals
         (auto-renew on) and dunning retries (past due, retry time reached). Each comes
         back leased to the caller, with no charge for it in flight."""
-        in_flight = exists().where(pa.c.subscription_id == s.c.id, IN_FLIGHT)
         renewal = and_(s.c.status.in_(("active", "trialing")), s.c.period_end <= now)
         retry = and_(s.c.status == "past_due", s.c.next_retry_at <= now)
         query = (
@@ -83,7 +95,7 @@ class RenewalQueue:
                 s.c.reseller_name.is_(None),
                 or_(renewal, retry),
                 or_(s.c.claimed_until.is_(None), s.c.claimed_until <= now),
-                ~in_flight,
+                _no_charge_in_flight(),
             )
             .order_by(s.c.period_end)
             .limit(limit)
@@ -145,7 +157,6 @@ class RenewalQueue:
     def ending(self, now: datetime, grace_cutoff: datetime, limit: int) -> list[tuple[int, int]]:
         """Subscriptions to expire: turned off and past their period, or past due with no
         retry left and out of grace. None with a charge still in flight."""
-        in_flight = exists().where(pa.c.subscription_id == s.c.id, IN_FLIGHT)
         query = (
             select(s.c.id, s.c.account_id)
             .where(
@@ -158,7 +169,7 @@ class RenewalQueue:
                     ),
                     and_(s.c.status == "incomplete", s.c.period_end <= now),
                 ),
-                ~in_flight,
+                _no_charge_in_flight(),
             )
             .limit(limit)
         )
