@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from fairsub.domain.audit import GENESIS, AuditEntry, canonical, chain_hash
+from fairsub.domain.audit import GENESIS, AuditEntry, around_seq, canonical, chain_hash
 
 
 def entry(**overrides: Any) -> AuditEntry:
@@ -55,6 +57,60 @@ def test_canonical_is_compact_json_of_every_field_and_the_sequence_number() -> N
         **{f.name: getattr(entry(), f.name) for f in dataclasses.fields(AuditEntry)},
         "at": "2025-02-10T09:30:00+00:00",
     }
+
+
+def written_before_the_split(entry: AuditEntry, seq: int) -> bytes:
+    """The canonical form as chains already stored were hashed: it must never change."""
+    body = {"seq": seq, **{f.name: getattr(entry, f.name) for f in dataclasses.fields(entry)}}
+    body["at"] = entry.at.isoformat()
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+texts = st.text(max_size=30)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | texts,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
+    max_leaves=8,
+)
+snapshots = st.none() | st.dictionaries(
+    st.sampled_from(["seq", "subject", "status"]) | texts, json_values, max_size=4
+)
+
+
+@given(
+    actor=texts,
+    action=texts,
+    subject=texts,
+    account_id=st.none() | st.integers(min_value=1),
+    before=snapshots,
+    after=snapshots,
+    reason=st.none() | texts,
+    seq=st.integers(min_value=1, max_value=10**12),
+)
+def test_the_seq_goes_between_the_two_parts_and_the_form_is_the_one_chains_were_written_in(
+    actor: str,
+    action: str,
+    subject: str,
+    account_id: int | None,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    reason: str | None,
+    seq: int,
+) -> None:
+    item = entry(
+        actor=actor,
+        action=action,
+        subject=subject,
+        account_id=account_id,
+        before=before,
+        after=after,
+        reason=reason,
+    )
+    prefix, suffix = around_seq(item)
+
+    assert canonical(item, seq) == f"{prefix}{seq}{suffix}".encode()
+    assert canonical(item, seq) == written_before_the_split(item, seq)
+    assert (prefix + suffix).isascii()
 
 
 def test_a_hash_is_sha256_hex_and_the_chain_starts_from_genesis() -> None:

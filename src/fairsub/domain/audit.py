@@ -26,21 +26,31 @@ class AuditEntry:
     reason: str | None = None
 
 
-def canonical(entry: AuditEntry, seq: int) -> bytes:
-    body = {
-        "seq": seq,
+def around_seq(entry: AuditEntry) -> tuple[str, str]:
+    """The entry's canonical form before and after its seq, which goes between them.
+
+    The form is the entry as JSON with sorted keys, so "seq" and "subject" are the last
+    two; the split lets a database put in the seq (and link the hash) as it takes the
+    chain's head, in the same statement. Pure ASCII: JSON escapes everything else."""
+    rest = {
         "actor": entry.actor,
         "channel": entry.channel,
         "action": entry.action,
-        "subject": entry.subject,
         "account_id": entry.account_id,
         "at": entry.at.isoformat(),
         "before": entry.before,
         "after": entry.after,
         "reason": entry.reason,
     }
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
+    head = json.dumps(rest, sort_keys=True, separators=(",", ":"), default=str)
+    return head[:-1] + ',"seq":', ',"subject":' + json.dumps(entry.subject) + "}"
+
+
+def canonical(entry: AuditEntry, seq: int) -> bytes:
+    before, after = around_seq(entry)
+    return f"{before}{seq}{after}".encode()
 
 
 def chain_hash(previous: str, entry: AuditEntry, seq: int) -> str:
+    """sha256 over the previous entry's hash (hex) followed by this entry's canonical form."""
     return hashlib.sha256(previous.encode() + canonical(entry, seq)).hexdigest()

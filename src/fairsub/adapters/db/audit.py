@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Text,
+    bindparam,
+    cast,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from fairsub.adapters.db.bulk import inserting
 from fairsub.adapters.db.tables import audit_events, audit_head
-from fairsub.domain.audit import GENESIS, AuditEntry, chain_hash
+from fairsub.domain.audit import GENESIS, AuditEntry, around_seq, chain_hash
 
 VERIFY_BATCH = 5000
 
@@ -23,18 +34,49 @@ _MOVE_HEAD = (
     .values(seq=bindparam("b_seq"), hash=bindparam("b_hash"))
 )
 
-# One entry, and the head moved to it, in one statement (PostgreSQL runs the UPDATE in
-# the CTE): the head takes the entry's own seq and hash parameters.
-_ADD_ONE_MOVING_HEAD = (
-    insert(audit_events)
-    .values({c.name: bindparam(c.name, type_=c.type) for c in audit_events.c})
-    .add_cte(
-        update(audit_head)
-        .where(audit_head.c.id == 1)
-        .values(seq=bindparam("seq"), hash=bindparam("hash"))
-        .cte("moved_head")
+# On PostgreSQL, one entry is linked and written in one statement: the UPDATE takes the
+# head's lock, moves it on and computes the new link, sha256(previous hash || the entry's
+# canonical form with the new seq put in), exactly as chain_hash does; the INSERT writes
+# the entry with them. The head stays locked from here to the commit, which every audited
+# write waits for: one round trip and the commit, where reading the head first took two.
+_LINKED_HEAD = (
+    update(audit_head)
+    .where(audit_head.c.id == 1)
+    .values(
+        seq=audit_head.c.seq + 1,
+        hash=func.encode(
+            func.sha256(
+                func.convert_to(
+                    audit_head.c.hash
+                    + bindparam("before_seq", type_=Text)
+                    + cast(audit_head.c.seq + 1, Text)
+                    + bindparam("after_seq", type_=Text),
+                    literal_column("'UTF8'"),
+                )
+            ),
+            literal_column("'hex'"),
+        ),
     )
+    .returning(audit_head.c.seq, audit_head.c.hash)
+    .cte("linked_head")
 )
+_FIELDS = ("account_id", "at", "actor", "channel", "action", "subject", "before", "after", "reason")
+_ADD_LINKED = (
+    insert(audit_events)
+    .from_select(
+        ["seq", *_FIELDS, "hash"],
+        select(
+            _LINKED_HEAD.c.seq,
+            *(bindparam(name, type_=audit_events.c[name].type) for name in _FIELDS),
+            _LINKED_HEAD.c.hash,
+        ),
+    )
+    .returning(audit_events.c.seq, audit_events.c.hash)
+)
+
+
+def _fields(entry: AuditEntry) -> dict[str, Any]:
+    return {name: getattr(entry, name) for name in _FIELDS}
 
 
 class SqlAuditLog:
@@ -64,34 +106,27 @@ class SqlAuditLog:
         """Chain the entries after the head, in order: one insert and one head move."""
         if not entries:
             return
+        if len(entries) == 1 and self._head_cache is None and self._c.dialect.name == "postgresql":
+            self._append_linked(entries[0])
+            return
         seq, digest = self._head_cache or self._head()
         rows = []
         for entry in entries:
             seq += 1
             digest = chain_hash(digest, entry, seq)
-            rows.append(
-                {
-                    "seq": seq,
-                    "account_id": entry.account_id,
-                    "at": entry.at,
-                    "actor": entry.actor,
-                    "channel": entry.channel,
-                    "action": entry.action,
-                    "subject": entry.subject,
-                    "before": entry.before,
-                    "after": entry.after,
-                    "reason": entry.reason,
-                    "hash": digest,
-                }
-            )
-        if len(rows) == 1 and self._c.dialect.name == "postgresql":
-            # A portal write holds the head, which every audited write waits for, from
-            # here to its commit: move it in the INSERT's CTE, one round trip, not two.
-            self._c.execute(_ADD_ONE_MOVING_HEAD, rows[0])
-        else:
-            _ADD.execute(self._c, rows)
-            self._c.execute(_MOVE_HEAD, {"b_seq": seq, "b_hash": digest})
+            rows.append({"seq": seq, **_fields(entry), "hash": digest})
+        _ADD.execute(self._c, rows)
+        self._c.execute(_MOVE_HEAD, {"b_seq": seq, "b_hash": digest})
         self._head_cache = (seq, digest)
+
+    def _append_linked(self, entry: AuditEntry) -> None:
+        before_seq, after_seq = around_seq(entry)
+        parameters = {"before_seq": before_seq, "after_seq": after_seq, **_fields(entry)}
+        row = self._c.execute(_ADD_LINKED, parameters).first()
+        if row is None:  # no head yet: the very first entry
+            self._head()
+            row = self._c.execute(_ADD_LINKED, parameters).one()
+        self._head_cache = (int(row.seq), str(row.hash))
 
     def count(self) -> int:
         return int(self._c.execute(select(func.count()).select_from(audit_events)).scalar_one())
