@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import glob
 import importlib.metadata
 import os
@@ -38,6 +39,22 @@ def bench_settings(url: str, data_dir: Path, **extra: object) -> Settings:
         secret_key=SECRET_KEY,
         log_level="warning",
         **extra,
+    )
+
+
+def add_postgres_options(parser: argparse.ArgumentParser) -> None:
+    """--pg-bin and --pg-setting, the same for every benchmark that starts a PostgreSQL."""
+    parser.add_argument(
+        "--pg-bin",
+        default=None,
+        help="PostgreSQL bin directory; when not given, the newest /usr/lib/postgresql/*/bin",
+    )
+    parser.add_argument(
+        "--pg-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra PostgreSQL setting, repeatable; otherwise PostgreSQL's own defaults",
     )
 
 

@@ -62,6 +62,7 @@ from _billing_jobs import Job, in_child
 from _billing_report import Report, markdown, print_profile, print_report
 from _support import (
     Postgres,
+    add_postgres_options,
     load_average,
 )
 
@@ -216,18 +217,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="NAME,...",
         help=f"which runs to make, of {', '.join(RUNS)}",
     )
-    parser.add_argument(
-        "--pg-setting",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="extra PostgreSQL setting, repeatable; otherwise PostgreSQL's own defaults",
-    )
     parser.add_argument("--skip-postgres", action="store_true", help="SQLite only")
     parser.add_argument("--skip-sqlite", action="store_true", help="PostgreSQL only")
-    parser.add_argument(
-        "--pg-bin", default=None, help="PostgreSQL bin directory (default: newest found)"
-    )
+    add_postgres_options(parser)
     parser.add_argument(
         "--profile",
         action="store_true",

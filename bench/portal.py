@@ -78,6 +78,7 @@ from _support import (
     SECRET_KEY,
     Postgres,
     _package_version,
+    add_postgres_options,
     bench_settings,
     cpu_seconds,
     free_port,
@@ -1042,18 +1043,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "`fairsub serve` runs it; a thread in the server; or off, as with "
         "`fairsub serve --no-relay` beside a `fairsub worker`",
     )
-    parser.add_argument(
-        "--pg-bin",
-        default=None,
-        help="PostgreSQL bin directory; when not given, the newest /usr/lib/postgresql/*/bin",
-    )
-    parser.add_argument(
-        "--pg-setting",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="extra PostgreSQL setting, repeatable; otherwise PostgreSQL's own defaults",
-    )
+    add_postgres_options(parser)
     parser.add_argument("--seed", type=int, default=1, help="random seed for the data")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write results here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
