@@ -13,8 +13,9 @@ script starts with initdb/pg_ctl on a free port on 127.0.0.1 and stops at the en
    the catalog (container.catalog() through uow.catalog.store), and bulk-insert N accounts,
    each with one payment method and one subscription whose period has ended, so all N are
    due, and the paid invoice and succeeded payment attempt of that period, as a real
-   database has them (Core executemany in chunks, streamed: never all rows in memory). Every payment
-   method carries the token of ONE real sandbox card (4242 4242 4242 4242), stored once.
+   database has them (Core executemany in chunks, streamed: never all rows in memory).
+   Every payment method carries the token of ONE real sandbox card (4242 4242 4242 4242),
+   stored once.
    The same for N/10 (the memory check) and for the latency data set (--latency-n).
 2. each measured run gets a fresh copy of its data set (SQLite: the backup API; PostgreSQL:
    CREATE DATABASE ... TEMPLATE) and a fresh copy of the sandbox ledger holding only that
@@ -68,7 +69,16 @@ from _support import (
 
 # --------------------------------------------------------------------------- one database
 
-RUNS = ("gateway", "baseline", "memory", "fairsub", "workers", "latency")
+# Each run --runs can name, and the data set it renews (--profile renews "small" too).
+DATASET_OF_RUN = {
+    "gateway": "small",
+    "baseline": "large",
+    "memory": "small",
+    "fairsub": "large",
+    "workers": "large",
+    "latency": "latency",
+}
+RUNS = tuple(DATASET_OF_RUN)
 
 
 def run_database(
@@ -79,13 +89,9 @@ def run_database(
     report.load.append(load_average())
     small = max(1, args.n // 10)
     datasets = {"small": small, "large": args.n, "latency": args.latency_n}
-    needs = {
-        "small": {"gateway", "memory"} | ({"fairsub"} if args.profile else set()),
-        "large": {"baseline", "fairsub", "workers"},
-        "latency": {"latency"},
-    }
+    needed = {DATASET_OF_RUN[run] for run in args.runs} | ({"small"} if args.profile else set())
     for name, size in datasets.items():
-        if not needs[name] & set(args.runs):
+        if name not in needed:
             continue
         console.print(f"  {db.name}: seeding {size:,} due subscriptions ({name}) ...")
         url = db.template_url(name)
