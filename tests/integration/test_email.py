@@ -15,6 +15,7 @@ from aiosmtpd.controller import Controller
 
 from fairsub.adapters.email.smtp import SmtpMailer
 from fairsub.bootstrap import Container
+from fairsub.services.ports import EmailMessage as Outgoing
 from tests.builders import seeded, turn_off
 from tests.conftest import free_port, make_container
 from tests.fakes import FakeClock
@@ -23,9 +24,11 @@ from tests.fakes import FakeClock
 class Inbox:
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        self.raw: list[bytes] = []
 
     async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802 - aiosmtpd's hook name
         raw = envelope.content  # type: ignore[attr-defined]
+        self.raw.append(raw)
         message = email.message_from_bytes(raw, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
         self.messages.append(message)
@@ -141,3 +144,24 @@ def test_relay_thread_sends_soon_after_commit(smtp_container: Container, smtp: S
         smtp_container.relay.stop()
     assert smtp.inbox.messages, "email not sent within 10 s of the commit"
     assert cancellation.reference in smtp.inbox.messages[0]["Subject"]
+
+
+def test_awkward_lines_arrive_over_smtp_as_written(smtp: SmtpServer) -> None:
+    # smtplib writes the message out itself. Trailing blanks and long lines survive
+    # quoted-printable, and a body holding "=_" cannot end its part (the boundary starts
+    # "=_", which quoted-printable never writes, so the writer no longer searches for it).
+    text = (
+        "Your receipt.\ntrailing blanks   \n.\n--=_ not a boundary =_ either\n" + "x" * 200 + "\n"
+    )
+    html = f"<p>{text}</p>\n"
+    mailer = SmtpMailer("127.0.0.1", smtp.port, "Larkspur <no-reply@larkspur.example>", timeout=5)
+
+    mailer.send(Outgoing("jana@example.de", "Receipt — Lärkspur", text, html, "<8@l.example>"))
+
+    [raw] = smtp.inbox.raw
+    assert all(len(line) <= 78 for line in raw.splitlines())
+    # As a mail client reads it: SMTP's CRLF line ends back to the text's own.
+    message = email.message_from_bytes(raw.replace(b"\r\n", b"\n"), policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    assert str(message["Subject"]) == "Receipt — Lärkspur"
+    assert parts(message) == (text, html)

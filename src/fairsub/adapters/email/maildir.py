@@ -29,6 +29,7 @@ class MaildirMailer:
     def __init__(self, folder: Path, sender: str) -> None:
         self.folder = folder
         self.sender = sender
+        self._sending_box: mailbox.Maildir | None = None
 
     def _box(self) -> mailbox.Maildir:
         # mailbox.Maildir makes tmp/, new/ and cur/ only when it makes the folder itself, one
@@ -39,7 +40,16 @@ class MaildirMailer:
         return mailbox.Maildir(self.folder, create=False)
 
     def send(self, message: EmailMessage) -> None:
-        self._box().add(to_mime(message, self.sender))
+        # Filed as bytes written once: given the message object, mailbox writes it out with
+        # its own generator, which ignores the message's policy and folds every header.
+        raw = to_mime(message, self.sender).as_bytes()
+        if self._sending_box is None:
+            self._sending_box = self._box()
+        try:
+            self._sending_box.add(raw)
+        except FileNotFoundError:  # the folder was removed since: make it again
+            self._sending_box = self._box()
+            self._sending_box.add(raw)
 
     def messages(self) -> list[StoredEmail]:
         found: list[StoredEmail] = []
