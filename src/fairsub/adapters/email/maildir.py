@@ -40,26 +40,25 @@ class MaildirMailer:
     def __init__(self, folder: Path, sender: str) -> None:
         self.folder = folder
         self.sender = sender
-        self._ready = False
         self._names = itertools.count()
 
-    def _box(self) -> mailbox.Maildir:
+    def _make_folders(self) -> None:
         # mailbox.Maildir makes tmp/, new/ and cur/ only when it makes the folder itself, one
         # after the other. Another process (`fairsub serve`'s relay) may be doing just that,
         # so each is made here, whoever gets there first.
         for part in ("tmp", "new", "cur"):
             (self.folder / part).mkdir(parents=True, exist_ok=True)
+
+    def _box(self) -> mailbox.Maildir:
+        self._make_folders()
         return mailbox.Maildir(self.folder, create=False)
 
     def send(self, message: EmailMessage) -> None:
         raw = to_mime(message, self.sender).as_bytes()
-        if not self._ready:
-            self._box()
-            self._ready = True
         try:
             self._file(raw)
-        except FileNotFoundError:  # the folder was removed since: make it again
-            self._box()
+        except FileNotFoundError:  # the first email, or the folder was removed since
+            self._make_folders()
             self._file(raw)
 
     def _file(self, raw: bytes) -> None:
