@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 from fairsub.domain.money import Money
@@ -41,10 +41,11 @@ class FakeMailer:
         self.sent: list[EmailMessage] = []
         self.down = False
 
-    def send(self, message: EmailMessage) -> None:
+    def deliver(self, messages: Sequence[EmailMessage]) -> list[Exception | None]:
         if self.down:
-            raise ConnectionRefusedError("SMTP server is down")
-        self.sent.append(message)
+            return [ConnectionRefusedError("SMTP server is down") for _ in messages]
+        self.sent.extend(messages)
+        return [None for _ in messages]
 
 
 class FakeGateway:

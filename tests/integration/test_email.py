@@ -5,10 +5,12 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+import smtplib
 import time
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -22,15 +24,40 @@ from tests.fakes import FakeClock
 
 
 class Inbox:
+    """What the server received. It refuses mail to REFUSED, as a server refuses an
+    address that does not exist, ends the session on HANG_UP_ON, and counts its sessions
+    (one EHLO each)."""
+
+    REFUSED = "nobody@larkspur.example"
+    HANG_UP_ON = "Hang up"  # a message with this subject is refused and the session ended
+
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
         self.raw: list[bytes] = []
+        self.sessions = 0
+
+    async def handle_EHLO(  # noqa: N802 - aiosmtpd's hook name
+        self, server: object, session: Any, envelope: object, hostname: str, responses: list[str]
+    ) -> list[str]:
+        self.sessions += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
+        self, server: object, session: object, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if address == self.REFUSED:
+            return "550 5.1.1 No such mailbox here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802 - aiosmtpd's hook name
         raw = envelope.content  # type: ignore[attr-defined]
         self.raw.append(raw)
         message = email.message_from_bytes(raw, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
+        if message["Subject"] == self.HANG_UP_ON:
+            return "421 4.3.2 Closing the session"
         self.messages.append(message)
         return "250 Message accepted for delivery"
 
@@ -156,8 +183,11 @@ def test_awkward_lines_arrive_over_smtp_as_written(smtp: SmtpServer) -> None:
     html = f"<p>{text}</p>\n"
     mailer = SmtpMailer("127.0.0.1", smtp.port, "Larkspur <no-reply@larkspur.example>", timeout=5)
 
-    mailer.send(Outgoing("jana@example.de", "Receipt — Lärkspur", text, html, "<8@l.example>"))
+    sent = mailer.deliver(
+        [Outgoing("jana@example.de", "Receipt — Lärkspur", text, html, "<8@l.example>")]
+    )
 
+    assert sent == [None]
     [raw] = smtp.inbox.raw
     assert all(len(line) <= 78 for line in raw.splitlines())
     # As a mail client reads it: SMTP's CRLF line ends back to the text's own.
@@ -165,3 +195,54 @@ def test_awkward_lines_arrive_over_smtp_as_written(smtp: SmtpServer) -> None:
     assert isinstance(message, EmailMessage)
     assert str(message["Subject"]) == "Receipt — Lärkspur"
     assert parts(message) == (text, html)
+
+
+def test_a_batch_goes_over_one_session_and_a_refused_address_fails_alone(
+    smtp: SmtpServer,
+) -> None:
+    mailer = SmtpMailer("127.0.0.1", smtp.port, "Larkspur <no-reply@larkspur.example>", timeout=5)
+    to = ["a@example.de", Inbox.REFUSED, "b@example.de", "c@example.de"]
+    batch = [
+        Outgoing(t, f"Note {n}", "Text.\n", "<p>Text.</p>\n", f"<{n}@l>") for n, t in enumerate(to)
+    ]
+
+    outcomes = mailer.deliver(batch)
+
+    assert outcomes[0] is None and outcomes[2] is None and outcomes[3] is None
+    assert isinstance(outcomes[1], smtplib.SMTPRecipientsRefused)
+    assert [m["To"] for m in smtp.inbox.messages] == [
+        "a@example.de",
+        "b@example.de",
+        "c@example.de",
+    ]
+    assert smtp.inbox.sessions == 1
+
+
+def test_with_no_server_every_message_of_the_batch_fails_unsent(smtp: SmtpServer) -> None:
+    smtp.stop()
+    mailer = SmtpMailer("127.0.0.1", smtp.port, "Larkspur <no-reply@larkspur.example>", timeout=5)
+    batch = [
+        Outgoing(f"{n}@example.de", "Note", "Text.\n", "<p>Text.</p>\n", f"<{n}@l>")
+        for n in range(3)
+    ]
+
+    outcomes = mailer.deliver(batch)
+
+    assert len(outcomes) == 3
+    assert all(isinstance(o, ConnectionRefusedError) for o in outcomes)
+
+
+def test_when_the_server_ends_the_session_the_rest_go_over_a_new_one(smtp: SmtpServer) -> None:
+    mailer = SmtpMailer("127.0.0.1", smtp.port, "Larkspur <no-reply@larkspur.example>", timeout=5)
+    subjects = ["First", Inbox.HANG_UP_ON, "Third", "Fourth"]
+    batch = [
+        Outgoing("a@example.de", s, "Text.\n", "<p>Text.</p>\n", f"<{n}@l>")
+        for n, s in enumerate(subjects)
+    ]
+
+    outcomes = mailer.deliver(batch)
+
+    assert isinstance(outcomes[1], smtplib.SMTPDataError)
+    assert outcomes[:1] + outcomes[2:] == [None, None, None]
+    assert [m["Subject"] for m in smtp.inbox.messages] == ["First", "Third", "Fourth"]
+    assert smtp.inbox.sessions == 2

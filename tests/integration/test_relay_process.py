@@ -104,15 +104,14 @@ def test_the_mailbox_reads_and_files_while_another_process_is_making_it(tmp_path
     (folder / "tmp").mkdir()
     box = MaildirMailer(folder, "Larkspur <no-reply@larkspur.example>")
     assert box.messages() == []
-    box.send(
-        EmailMessage(
-            to="someone@example.com",
-            subject="Filed",
-            text="Plain.",
-            html="<p>Plain.</p>",
-            message_id="<filed@larkspur.example>",
-        )
+    filed = EmailMessage(
+        to="someone@example.com",
+        subject="Filed",
+        text="Plain.",
+        html="<p>Plain.</p>",
+        message_id="<filed@larkspur.example>",
     )
+    assert box.deliver([filed]) == [None]
     assert [m.subject for m in box.messages()] == ["Filed"]
 
 

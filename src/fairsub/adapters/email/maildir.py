@@ -16,6 +16,7 @@ import mailbox
 import os
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage as MimeMessage
@@ -53,7 +54,18 @@ class MaildirMailer:
         self._make_folders()
         return mailbox.Maildir(self.folder, create=False)
 
-    def send(self, message: EmailMessage) -> None:
+    def deliver(self, messages: Sequence[EmailMessage]) -> list[Exception | None]:
+        results: list[Exception | None] = []
+        for message in messages:
+            try:
+                self._send(message)
+            except Exception as error:  # noqa: BLE001 - reported per message, retried later
+                results.append(error)
+            else:
+                results.append(None)
+        return results
+
+    def _send(self, message: EmailMessage) -> None:
         raw = to_mime(message, self.sender).as_bytes()
         try:
             self._file(raw)

@@ -18,7 +18,7 @@ import structlog
 from fairsub.adapters.db.outbox import PendingEmail, SqlOutbox
 from fairsub.adapters.db.uow import SqlUnitOfWorkFactory
 from fairsub.adapters.email.render import EmailRenderer
-from fairsub.services.ports import Clock, Mailer
+from fairsub.services.ports import Clock, EmailMessage, Mailer
 
 log = structlog.get_logger(__name__)
 
@@ -60,18 +60,42 @@ class OutboxRelay:
         return leased
 
     def run_once(self) -> RelayResult:
-        """Send one batch. What was sent is marked in one transaction at the end, so the
-        relay takes the database's write lock twice a batch rather than once an email; a
+        """Send one batch, over one connection to the mail server. What was sent is marked
+        in one transaction at the end, and what failed in another, so the relay takes the
+        database's write lock at most three times a batch rather than once an email; a
         crash in between sends those again after the lease, under the same Message-ID."""
-        sent: list[int] = []
-        failed = 0
-        for item in self._lease(self._clock.now()):
+        leased = self._lease(self._clock.now())
+        rendered: list[tuple[PendingEmail, EmailMessage]] = []
+        failed: list[tuple[PendingEmail, Exception]] = []
+        for item in leased:
             try:
                 message = self._renderer.render(item.id, item.kind, item.recipient, item.payload)
-                self._mailer.send(message)
             except Exception as error:  # noqa: BLE001 - any failure is retried later
-                failed += 1
-                retry_at = self._clock.now() + backoff(item.attempts)
+                failed.append((item, error))
+            else:
+                rendered.append((item, message))
+        outcomes = self._mailer.deliver([message for _, message in rendered]) if rendered else []
+        sent: list[int] = []
+        for (item, _), outcome in zip(rendered, outcomes, strict=True):
+            if outcome is None:
+                sent.append(item.id)
+                log.info("email_sent", outbox_id=item.id, kind=item.kind)
+            else:
+                failed.append((item, outcome))
+        if sent:
+            with self._uows().write() as uow:
+                SqlOutbox(uow.connection).mark_sent(sent, self._clock.now())
+                uow.commit()
+        if failed:
+            self._retry_later(failed)
+        return RelayResult(len(sent), len(failed))
+
+    def _retry_later(self, failed: list[tuple[PendingEmail, Exception]]) -> None:
+        now = self._clock.now()
+        with self._uows().write() as uow:
+            box = SqlOutbox(uow.connection)
+            for item, error in failed:
+                retry_at = now + backoff(item.attempts)
                 log.warning(
                     "email_send_failed",
                     outbox_id=item.id,
@@ -79,17 +103,8 @@ class OutboxRelay:
                     error=str(error),
                     retry_at=retry_at.isoformat(),
                 )
-                with self._uows().write() as uow:
-                    SqlOutbox(uow.connection).mark_failed(item.id, repr(error), retry_at)
-                    uow.commit()
-                continue
-            sent.append(item.id)
-            log.info("email_sent", outbox_id=item.id, kind=item.kind)
-        if sent:
-            with self._uows().write() as uow:
-                SqlOutbox(uow.connection).mark_sent(sent, self._clock.now())
-                uow.commit()
-        return RelayResult(len(sent), failed)
+                box.mark_failed(item.id, repr(error), retry_at)
+            uow.commit()
 
     def drain(self) -> RelayResult:
         """Send everything due now; for the CLI and tests."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import binascii
 import secrets
 import smtplib
+from collections.abc import Sequence
+from contextlib import suppress
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
@@ -88,10 +90,41 @@ class SmtpMailer:
         self.starttls, self.username, self.password = starttls, username, password
         self.timeout = timeout
 
-    def send(self, message: EmailMessage) -> None:
-        with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+    def deliver(self, messages: Sequence[EmailMessage]) -> list[Exception | None]:
+        """The batch over one SMTP session: one connection, STARTTLS and login for all of
+        it, not one per email. A message the server refuses (a bad recipient, say) fails
+        alone and the session goes on; if the server ends the session, the rest go over a
+        new one; if no session can be opened, the rest fail with that error unsent."""
+        results: list[Exception | None] = []
+        smtp: smtplib.SMTP | None = None
+        try:
+            for message in messages:
+                try:
+                    if smtp is None:
+                        smtp = self._connect()
+                    smtp.send_message(to_mime(message, self.sender))
+                    results.append(None)
+                except Exception as error:  # noqa: BLE001 - reported per message, retried later
+                    results.append(error)
+                    if smtp is None:  # could not connect: the others would fail the same way
+                        results.extend(error for _ in messages[len(results) :])
+                        break
+                    if smtp.sock is None:  # smtplib closed it: the server is gone
+                        smtp = None
+        finally:
+            if smtp is not None:
+                with suppress(OSError, smtplib.SMTPException):
+                    smtp.quit()
+        return results
+
+    def _connect(self) -> smtplib.SMTP:
+        smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        try:
             if self.starttls:
                 smtp.starttls()
             if self.username:
                 smtp.login(self.username, self.password or "")
-            smtp.send_message(to_mime(message, self.sender))
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp

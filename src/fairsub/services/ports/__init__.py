@@ -98,8 +98,10 @@ class EmailMessage:
 
 
 class Mailer(Protocol):
-    def send(self, message: EmailMessage) -> None:
-        """Deliver or raise. The outbox relay decides about retries."""
+    def deliver(self, messages: Sequence[EmailMessage]) -> list[Exception | None]:
+        """Deliver each message, in order, and say for each: None, delivered, or the error
+        that kept it back. The outbox relay decides about retries. A batch may go over one
+        connection to the mail server."""
         ...
 
 
