@@ -100,6 +100,21 @@ def test_update_changes_only_the_rows_named_each_to_its_own_values(engine: Engin
     assert (found["b"]["attempts"], found["b"]["next_attempt_at"]) == (0, AT)
 
 
+def test_one_row_updated_alone_changes_that_row_only(engine: Engine) -> None:
+    # A single row (a turn-off saving its subscription) is sent as the plain statement on
+    # PostgreSQL too, not as arrays of one.
+    with engine.begin() as connection:
+        ids = {r.dedupe_key: r.id for r in QUEUE.execute(connection, [row(k) for k in "ab"])}
+    with engine.begin() as connection:
+        changed = RETRY.execute(connection, [{"id": ids["b"], "attempts": 2, "last_error": "é"}])
+        assert changed.rowcount == 1
+
+    found = stored(engine)
+    assert (found["b"]["attempts"], found["b"]["last_error"]) == (2, "é")
+    assert found["b"]["next_attempt_at"] == AT + timedelta(hours=1)
+    assert (found["a"]["attempts"], found["a"]["next_attempt_at"]) == (0, AT)
+
+
 def test_a_naive_time_in_a_batch_is_refused_and_nothing_is_written(engine: Engine) -> None:
     naive = row("b", created_at=AT.replace(tzinfo=None))
     with pytest.raises(StatementError, match="naive datetime"), engine.begin() as connection:
