@@ -120,6 +120,7 @@ class RelayProcess:
 def main(pipe: int, interval: float) -> None:
     from fairsub.bootstrap import bootstrap
     from fairsub.config import Settings
+    from fairsub.entrypoints import heap
 
     # Ctrl-C at a terminal, or a service manager stopping the unit, signals the whole
     # process group. The relay ends when the server's end of the pipe closes instead, which
@@ -130,6 +131,7 @@ def main(pipe: int, interval: float) -> None:
     # Behind the server in the queue for a core: see NICENESS.
     os.nice(NICENESS)
     container = bootstrap(Settings())
+    heap.settle()
 
     last_pass = 0.0
 

@@ -8,6 +8,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from fairsub.entrypoints import heap
 from fairsub.entrypoints.cli.common import err, fail, opened, out
 from fairsub.services import billing as billing_service
 from fairsub.services import catalog as catalog_service
@@ -26,6 +27,7 @@ def run(batch: Batch = 200, in_flight: InFlight = 8) -> None:
     with opened() as container:
         with container.uows().read() as uow:
             due = uow.billing.due_count(container.clock.now())
+        heap.settle()
         with Progress(
             TextColumn("Renewing"),
             BarColumn(),
@@ -111,6 +113,7 @@ def worker(
     with opened() as container:
         catalog_service.store(container.uows(), container.clock, container.catalog())
         runner = Worker(container, interval=interval, batch=batch, in_flight=in_flight)
+        heap.settle()
         if once:
             summary = runner.run_once()
             out.print(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fairsub.bootstrap import Container
 from fairsub.domain.errors import FairsubError
+from fairsub.entrypoints import heap
 from fairsub.entrypoints.relay_process import Relay, RelayProcess
 from fairsub.entrypoints.web.deps import SignInRequiredError
 from fairsub.entrypoints.web.middleware import SeedAndHeaders
@@ -48,11 +48,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # Everything built so far (modules, templates, compiled statements) lives as long
-        # as the process: out of the collector's sight, its full collections stay short
-        # instead of stalling a request now and then (they were the slowest 1%).
-        gc.collect()
-        gc.freeze()
+        heap.settle()
         relay_process = RelayProcess() if relay is Relay.PROCESS else None
         if relay_process is not None:
             relay_process.start()
