@@ -8,6 +8,7 @@ import re
 import smtplib
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from fairsub.services.ports import EmailMessage as Outgoing
 from tests.builders import seeded, turn_off
 from tests.conftest import free_port, make_container
 from tests.fakes import FakeClock
+
+WRITTEN = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 
 
 class Inbox:
@@ -156,6 +159,8 @@ def test_email_waits_in_the_outbox_while_smtp_is_down_and_goes_out_when_it_retur
     assert smtp_container.relay.run_once().sent == 1
     (message,) = smtp.inbox.messages
     assert cancellation.reference in message["Subject"]
+    # Dated when the turn-off queued it, by fairsub's clock, not when SMTP came back.
+    assert message["Date"].datetime == cancellation.received_at.replace(microsecond=0)
     assert smtp_container.relay.run_once().sent == 0  # sent once, not again
 
 
@@ -184,7 +189,7 @@ def test_awkward_lines_arrive_over_smtp_as_written(smtp: SmtpServer) -> None:
     mailer = SmtpMailer("127.0.0.1", smtp.port, "Larkspur <no-reply@larkspur.example>", timeout=5)
 
     sent = mailer.deliver(
-        [Outgoing("jana@example.de", "Receipt — Lärkspur", text, html, "<8@l.example>")]
+        [Outgoing("jana@example.de", "Receipt — Lärkspur", text, html, "<8@l.example>", WRITTEN)]
     )
 
     assert sent == [None]
@@ -203,7 +208,8 @@ def test_a_batch_goes_over_one_session_and_a_refused_address_fails_alone(
     mailer = SmtpMailer("127.0.0.1", smtp.port, "Larkspur <no-reply@larkspur.example>", timeout=5)
     to = ["a@example.de", Inbox.REFUSED, "b@example.de", "c@example.de"]
     batch = [
-        Outgoing(t, f"Note {n}", "Text.\n", "<p>Text.</p>\n", f"<{n}@l>") for n, t in enumerate(to)
+        Outgoing(t, f"Note {n}", "Text.\n", "<p>Text.</p>\n", f"<{n}@l>", WRITTEN)
+        for n, t in enumerate(to)
     ]
 
     outcomes = mailer.deliver(batch)
@@ -222,7 +228,7 @@ def test_with_no_server_every_message_of_the_batch_fails_unsent(smtp: SmtpServer
     smtp.stop()
     mailer = SmtpMailer("127.0.0.1", smtp.port, "Larkspur <no-reply@larkspur.example>", timeout=5)
     batch = [
-        Outgoing(f"{n}@example.de", "Note", "Text.\n", "<p>Text.</p>\n", f"<{n}@l>")
+        Outgoing(f"{n}@example.de", "Note", "Text.\n", "<p>Text.</p>\n", f"<{n}@l>", WRITTEN)
         for n in range(3)
     ]
 
@@ -236,7 +242,7 @@ def test_when_the_server_ends_the_session_the_rest_go_over_a_new_one(smtp: SmtpS
     mailer = SmtpMailer("127.0.0.1", smtp.port, "Larkspur <no-reply@larkspur.example>", timeout=5)
     subjects = ["First", Inbox.HANG_UP_ON, "Third", "Fourth"]
     batch = [
-        Outgoing("a@example.de", s, "Text.\n", "<p>Text.</p>\n", f"<{n}@l>")
+        Outgoing("a@example.de", s, "Text.\n", "<p>Text.</p>\n", f"<{n}@l>", WRITTEN)
         for n, s in enumerate(subjects)
     ]
 

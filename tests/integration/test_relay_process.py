@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,7 @@ def test_the_mailbox_reads_and_files_while_another_process_is_making_it(tmp_path
         text="Plain.",
         html="<p>Plain.</p>",
         message_id="<filed@larkspur.example>",
+        written_at=datetime(2026, 11, 2, 9, 30, tzinfo=UTC),
     )
     assert box.deliver([filed]) == [None]
     assert [m.subject for m in box.messages()] == ["Filed"]

@@ -2,6 +2,7 @@
 
 import email
 import email.policy
+from datetime import datetime
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -10,6 +11,8 @@ from fairsub.adapters.email.smtp import to_mime
 from fairsub.services.ports import EmailMessage
 
 SENDER = "Lärkspur Security <no-reply@larkspur.example>"
+# Hypothesis takes naive bounds and adds the zone itself.
+EARLIEST, LATEST = datetime(1990, 1, 1), datetime(2100, 1, 1)  # noqa: DTZ001
 words = st.text(
     alphabet=st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Zl", "Zp")),
     min_size=1,
@@ -17,12 +20,22 @@ words = st.text(
 )
 
 
-@given(subject=words.map(str.strip).filter(bool), text=words, html=words)
-def test_subject_sender_and_both_bodies_read_back_as_written(
-    subject: str, text: str, html: str
+@given(
+    subject=words.map(str.strip).filter(bool),
+    text=words,
+    html=words,
+    written_at=st.datetimes(EARLIEST, LATEST, timezones=st.timezones()),
+)
+def test_subject_sender_date_and_both_bodies_read_back_as_written(
+    subject: str, text: str, html: str, written_at: datetime
 ) -> None:
     sent = EmailMessage(
-        "jana@example.de", subject, text + "\n", html + "\n", "<7.x@larkspur.example>"
+        "jana@example.de",
+        subject,
+        text + "\n",
+        html + "\n",
+        "<7.x@larkspur.example>",
+        written_at,
     )
     raw = to_mime(sent, SENDER).as_bytes()
 
@@ -31,6 +44,7 @@ def test_subject_sender_and_both_bodies_read_back_as_written(
     assert str(read["Subject"]) == subject
     assert str(read["From"]) == SENDER
     assert read["To"] == "jana@example.de" and read["Message-ID"] == "<7.x@larkspur.example>"
+    assert read["Date"].datetime == written_at.replace(microsecond=0)
     plain, rich = read.get_body(("plain",)), read.get_body(("html",))
     assert plain is not None and rich is not None
     assert plain.get_content() == sent.text and rich.get_content() == sent.html

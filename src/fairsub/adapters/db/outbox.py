@@ -23,6 +23,7 @@ class PendingEmail:
     recipient: str
     payload: dict[str, Any]
     attempts: int
+    written_at: datetime
 
 
 # Insert unless the dedupe key is there, by dialect; built once.
@@ -89,7 +90,7 @@ class SqlOutbox:
         if self._c.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         return [
-            PendingEmail(row.id, row.kind, row.recipient, row.payload, row.attempts)
+            PendingEmail(row.id, row.kind, row.recipient, row.payload, row.attempts, row.created_at)
             for row in self._c.execute(query)
         ]
 

@@ -69,7 +69,9 @@ class OutboxRelay:
         failed: list[tuple[PendingEmail, Exception]] = []
         for item in leased:
             try:
-                message = self._renderer.render(item.id, item.kind, item.recipient, item.payload)
+                message = self._renderer.render(
+                    item.id, item.kind, item.recipient, item.payload, item.written_at
+                )
             except Exception as error:  # noqa: BLE001 - any failure is retried later
                 failed.append((item, error))
             else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,12 @@ class EmailRenderer:
         )
 
     def render(
-        self, message_id: int, kind: str, recipient: str, payload: dict[str, Any]
+        self,
+        message_id: int,
+        kind: str,
+        recipient: str,
+        payload: dict[str, Any],
+        written_at: datetime,
     ) -> EmailMessage:
         locale, timezone = payload["locale"], payload["timezone"]
 
@@ -84,4 +90,5 @@ class EmailRenderer:
             text=self._env.get_template(f"{kind}.txt").render(context),
             html=self._env.get_template(f"{kind}.html").render(context),
             message_id=f"<outbox-{message_id}@{self.site.message_domain}>",
+            written_at=written_at,
         )

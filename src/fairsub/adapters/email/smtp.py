@@ -7,11 +7,12 @@ import secrets
 import smtplib
 from collections.abc import Sequence
 from contextlib import suppress
+from datetime import UTC
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from email.policy import Compat32
-from email.utils import formataddr, formatdate, parseaddr
+from email.utils import format_datetime, formataddr, parseaddr
 
 from fairsub.services.ports import EmailMessage
 
@@ -59,7 +60,7 @@ def to_mime(message: EmailMessage, sender: str) -> MIMEMultipart:
     mime["Subject"] = (
         subject if subject.isascii() else Header(subject, "utf-8", header_name="Subject").encode()
     )
-    mime["Date"] = formatdate(localtime=False, usegmt=True)
+    mime["Date"] = format_datetime(message.written_at.astimezone(UTC), usegmt=True)
     mime["Message-ID"] = message.message_id
     mime.attach(_text(message.text, "plain"))
     mime.attach(_text(message.html, "html"))

@@ -95,6 +95,9 @@ class EmailMessage:
     text: str
     html: str
     message_id: str
+    # When the use case queued it, by fairsub's Clock: the email's Date, so that under the
+    # test clock a mailbox dates each email on the same day its body speaks of.
+    written_at: datetime
 
 
 class Mailer(Protocol):
