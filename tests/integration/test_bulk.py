@@ -1,15 +1,18 @@
 """adapters.db.bulk on SQLite and PostgreSQL: many rows written in one statement read back
-exactly as given, whichever form the database gets (an executemany, or arrays unnested)."""
+exactly as given, whichever form the database gets (an executemany through SQLAlchemy or
+straight to the driver, or arrays unnested)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import StatementError
 
+from fairsub.adapters.db import migrate
 from fairsub.adapters.db.bulk import inserting, updating
 from fairsub.adapters.db.engine import make_engine
 from fairsub.adapters.db.tables import outbox
@@ -23,6 +26,8 @@ QUEUE = inserting(
     returning=(outbox.c.id, outbox.c.dedupe_key),
     skip_conflicts_on=("dedupe_key",),
 )
+# No RETURNING: on SQLite this goes straight to the driver, laid out by bulk itself.
+FILE = inserting(outbox, COLUMNS)
 RETRY = updating(
     outbox, "id", ("attempts", "last_error"), also={"next_attempt_at": AT + timedelta(hours=1)}
 )
@@ -66,6 +71,44 @@ def test_inserted_rows_read_back_as_given_with_their_ids(engine: Engine) -> None
         got = found[str(want["dedupe_key"])]
         assert got["id"] == returned[want["dedupe_key"]]
         assert {c: got[c] for c in COLUMNS} == want
+
+
+def test_rows_sent_straight_to_the_driver_read_back_as_given(engine: Engine) -> None:
+    given = [
+        row("a", account_id=7, payload={"amount": "1.234,56 €", "nested": {"n": None}}),
+        row("b", created_at=datetime(2027, 2, 28, 23, 59, 59, 999999, tzinfo=UTC)),
+        row("c", kind="renewal_charged", attempts=4),
+    ]
+    with engine.begin() as connection:
+        FILE.execute(connection, given)
+
+    found = stored(engine)
+    assert [{c: found[k][c] for c in COLUMNS} for k in "abc"] == given
+
+
+def test_a_naive_time_sent_to_the_driver_is_refused_and_nothing_is_written(
+    engine: Engine,
+) -> None:
+    naive = row("b", next_attempt_at=AT.replace(tzinfo=None))
+    with (
+        pytest.raises((StatementError, ValueError), match="naive datetime"),
+        engine.begin() as connection,
+    ):
+        FILE.execute(connection, [row("a"), naive])
+    assert stored(engine) == {}
+
+
+def test_a_default_to_compute_per_row_is_refused_not_left_out(tmp_path: Path) -> None:
+    """`attempts` has a column default, which SQLAlchemy would fill in for each row; the
+    driver form cannot, so such a statement is refused the first time, not run without."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'fairsub.db'}")
+    migrate.upgrade(engine)
+    without_attempts = inserting(outbox, [c for c in COLUMNS if c != "attempts"])
+    rows = [{c: v for c, v in row("a").items() if c != "attempts"}]
+    with pytest.raises(TypeError, match="not a statement for the driver"), engine.begin() as c:
+        without_attempts.execute(c, rows)
+    assert stored(engine) == {}
+    engine.dispose()
 
 
 def test_a_row_whose_key_is_taken_is_left_out_and_not_returned(engine: Engine) -> None:
