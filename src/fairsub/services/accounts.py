@@ -124,6 +124,15 @@ def current_account(uow: UnitOfWork, clock: Clock, session_token: str) -> Accoun
     return account
 
 
+def carry_session_forward(uow: UnitOfWork, session_token: str, by: timedelta) -> None:
+    """The test clock moved on by `by` while this person sat at the page (the demo's clock
+    control): keep them signed in. The days that passed are the simulation's, not time they
+    were away, so their session's start and last use move with the clock."""
+    with uow.write():
+        uow.sessions.shift(hash_token(session_token), by)
+        uow.commit()
+
+
 def sign_out(uow: UnitOfWork, session_token: str) -> None:
     with uow.write():
         uow.sessions.delete(hash_token(session_token))

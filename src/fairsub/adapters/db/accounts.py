@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
 
@@ -124,6 +124,15 @@ class SqlSessions:
             .where(web_sessions.c.token_hash == token_hash)
             .values(last_seen_at=at)
         )
+
+    def shift(self, token_hash: str, by: timedelta) -> None:
+        session = self.get(token_hash)
+        if session is not None:
+            self._c.execute(
+                update(web_sessions)
+                .where(web_sessions.c.token_hash == token_hash)
+                .values(created_at=session.created_at + by, last_seen_at=session.last_seen_at + by)
+            )
 
     def delete(self, token_hash: str) -> None:
         self._c.execute(delete(web_sessions).where(web_sessions.c.token_hash == token_hash))

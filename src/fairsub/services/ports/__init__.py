@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -171,6 +171,10 @@ class SessionRepository(Protocol):
         ...
 
     def touch(self, token_hash: str, at: datetime) -> None: ...
+    def shift(self, token_hash: str, by: timedelta) -> None:
+        """Move the session's start and last use by `by` (the test clock moved on)."""
+        ...
+
     def delete(self, token_hash: str) -> None: ...
     def delete_for_account(self, account_id: int) -> None: ...
 

@@ -10,8 +10,14 @@ from fastapi.responses import RedirectResponse
 from fairsub.adapters.clock import OffsetFileClock
 from fairsub.adapters.email.maildir import MaildirMailer
 from fairsub.domain.errors import NotAllowed
-from fairsub.entrypoints.web.deps import ContainerDep, CsrfChecked, OptionalCustomer
+from fairsub.entrypoints.web.deps import (
+    ContainerDep,
+    CsrfChecked,
+    OptionalCustomer,
+    SessionToken,
+)
 from fairsub.entrypoints.web.pages import render
+from fairsub.services import accounts
 
 router = APIRouter(prefix="/dev")
 
@@ -56,15 +62,21 @@ def mailbox_html(app: ContainerDep, key: str) -> Response:
 def advance_clock(
     request: Request,
     app: ContainerDep,
+    customer: OptionalCustomer,
+    session: SessionToken,
     days: Annotated[int, Form(ge=1, le=400)] = 1,
     back: Annotated[str, Form(max_length=500)] = "/account",
 ) -> Response:
-    """Demo only: let days pass on the test clock, doing each day's billing work."""
+    """Demo only: let days pass on the test clock, doing each day's billing work. Whoever
+    pressed the button stays signed in: the days are the simulation's, not time away."""
     from fairsub.entrypoints.worker import Worker
 
     if not isinstance(app.clock, OffsetFileClock):
         raise NotAllowed("The clock can only be moved when FAIRSUB_CLOCK=test.")
     worker = request.app.state.worker or Worker(app)
+    before = app.clock.now()
     worker.advance(days)
+    if customer is not None and session is not None:
+        accounts.carry_session_forward(app.uows(), session, app.clock.now() - before)
     target = back if back.startswith("/") and not back.startswith("//") else "/account"
     return RedirectResponse(target, status_code=303)
