@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 
@@ -92,6 +93,21 @@ def test_session_expires_after_12_hours_however_active(
         clock.advance(minutes=20)
         assert accounts.current_account(container.uows(), clock, token) is not None
     clock.advance(minutes=20)
+    assert accounts.current_account(container.uows(), clock, token) is None
+
+
+def test_a_session_carried_forward_is_idle_from_the_new_time_and_alone(
+    container: Container, clock: FakeClock
+) -> None:
+    """The demo's clock control: 30 simulated days pass while the customer sits at the page."""
+    seeded(container)
+    token, other = sign_in(container).session_token, sign_in(container).session_token
+    clock.advance(days=30)
+    accounts.carry_session_forward(container.uows(), token, timedelta(days=30))
+
+    assert accounts.current_account(container.uows(), clock, token) is not None
+    assert accounts.current_account(container.uows(), clock, other) is None  # only that one
+    clock.advance(minutes=31)  # idle from the new time on
     assert accounts.current_account(container.uows(), clock, token) is None
 
 
