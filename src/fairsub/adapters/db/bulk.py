@@ -52,8 +52,10 @@ class _Driver:
 
     sql: str
     pick: Callable[[Row], tuple[Any, ...]]
-    # (position, processor) for each placeholder whose value is converted or fixed.
+    # (position, processor) for each placeholder whose row value is converted.
     convert: tuple[tuple[int, Callable[[Any], Any]], ...]
+    # (position, value) for each placeholder whose value is fixed in the statement.
+    fixed: tuple[tuple[int, Any], ...]
 
     @classmethod
     def build(cls, statement: UpdateBase, keys: Mapping[str, str], dialect: Dialect) -> _Driver:
@@ -65,7 +67,7 @@ class _Driver:
             # Named placeholders, or a column default to compute per row.
             raise TypeError(f"not a statement for the driver's executemany: {compiled}")
         any_key = next(iter(keys.values()))
-        picked, convert = [], []
+        picked, convert, fixed = [], [], []
         for position, name in enumerate(placeholders):
             bind = compiled.binds[name]
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
@@ -76,20 +78,21 @@ class _Driver:
                 continue
             if bind.required or bind.callable is not None:
                 raise TypeError(f"placeholder {name} has no row value and no fixed one")
-            fixed = processor(bind.value) if processor else bind.value
-            picked.append(any_key)  # a stand-in, replaced by the fixed value
-            convert.append((position, lambda _value, fixed=fixed: fixed))
+            picked.append(any_key)  # a stand-in, so one itemgetter lays out the whole row
+            fixed.append((position, processor(bind.value) if processor else bind.value))
         getter = itemgetter(*picked)
         pick = getter if len(picked) > 1 else lambda row: (getter(row),)
-        return cls(compiled.string, pick, tuple(convert))
+        return cls(compiled.string, pick, tuple(convert), tuple(fixed))
 
     def values(self, row: Row) -> tuple[Any, ...]:
         values = self.pick(row)
-        if not self.convert:
+        if not self.convert and not self.fixed:
             return values
         laid = list(values)
         for position, processor in self.convert:
             laid[position] = processor(laid[position])
+        for position, value in self.fixed:
+            laid[position] = value
         return tuple(laid)
 
 
