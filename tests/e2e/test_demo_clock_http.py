@@ -11,28 +11,22 @@ import pytest
 from fastapi.testclient import TestClient
 
 from fairsub.adapters.clock import OffsetFileClock
-from fairsub.bootstrap import Container, bootstrap
-from fairsub.config import Settings
+from fairsub.bootstrap import Container
 from fairsub.entrypoints.relay_process import Relay
 from fairsub.entrypoints.web.app import create_app
 from tests.builders import Demo, seeded
-from tests.conftest import FAST_HASHER
+from tests.conftest import make_container
 from tests.e2e.test_portal_http import csrf, sign_in
-from tests.fakes import FakeGateway, FakeMailer
+from tests.fakes import FakeMailer
 
 
 @pytest.fixture
 def demo(
-    sqlite_url: str, tmp_path: Path, mailer: FakeMailer
+    sqlite_url: str, tmp_path: Path, mailer: FakeMailer, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[TestClient, Container, Demo]]:
+    monkeypatch.setenv("FAIRSUB_CLOCK", "test")  # the footer's clock control is shown
     clock = OffsetFileClock(tmp_path / "test-clock.json")
-    container = bootstrap(
-        Settings(database_url=sqlite_url, data_dir=tmp_path, secret_key="t" * 40, clock="test"),  # type: ignore[arg-type]
-        clock=clock,
-        mailer=mailer,
-        hasher=FAST_HASHER,
-        gateway=FakeGateway(),
-    )
+    container = make_container(sqlite_url, tmp_path, clock, mailer)
     data = seeded(container)
     with TestClient(create_app(container, relay=Relay.OFF), follow_redirects=False) as client:
         yield client, container, data
