@@ -103,7 +103,8 @@ def _stat_fields(pid: int | str) -> list[str]:
 
 def cpu_seconds(pid: int | str, *, children: bool = False) -> float:
     """User+system CPU of a process (all its threads); with children=True also the CPU of
-    its children it has reaped and of those still running (for PostgreSQL's backends)."""
+    its descendants: those it has reaped, and those still running at any depth (PostgreSQL's
+    backends; the portal's workers and each worker's email relay)."""
     try:
         fields = _stat_fields(pid)
     except OSError:
@@ -111,15 +112,23 @@ def cpu_seconds(pid: int | str, *, children: bool = False) -> float:
     ticks = int(fields[11]) + int(fields[12])  # utime, stime
     if children:
         ticks += int(fields[13]) + int(fields[14])  # cutime, cstime: reaped children
+        parents: dict[str, str] = {}
+        own: dict[str, int] = {}
         for entry in os.scandir("/proc"):
             if not entry.name.isdigit():
                 continue
             try:
-                child = _stat_fields(entry.name)
+                other = _stat_fields(entry.name)
             except OSError:
                 continue
-            if child[1] == str(pid):  # ppid
-                ticks += int(child[11]) + int(child[12])
+            parents[entry.name] = other[1]  # ppid
+            own[entry.name] = int(other[11]) + int(other[12])
+        for candidate in own:
+            ancestor = parents.get(candidate)
+            while ancestor is not None and ancestor != str(pid):
+                ancestor = parents.get(ancestor)
+            if ancestor is not None:
+                ticks += own[candidate]
     return ticks / _TICKS
 
 

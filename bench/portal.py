@@ -11,7 +11,8 @@ script starts with initdb/pg_ctl on a free port on 127.0.0.1 and stops at the en
    2-4 subscriptions each (same schema, Core inserts into fairsub's tables);
 2. signs every customer in through services.accounts.sign_in (cheap argon2 parameters:
    sign-in is NOT measured) and gives each its own CSRF seed cookie, as a browser has;
-3. starts the portal in its own process (uvicorn, one worker, built like `fairsub serve`,
+3. starts the portal in its own process, served as `fairsub serve` serves it (uvicorn;
+   --server-workers processes, by default one per core as `fairsub serve --workers` does;
    see serve_app.py) and checks the real flow once: POST /login, GET /account, and that the
    CSRF token in the turn-off form is the one the load generator sends;
 4. drives each scenario from this process (asyncio on uvloop, HTTP/1.1 keep-alive, one
@@ -91,6 +92,7 @@ from fairsub.adapters.db import tables as t
 from fairsub.adapters.passwords import Argon2Hasher
 from fairsub.bootstrap import Container, bootstrap
 from fairsub.domain.periods import Period
+from fairsub.entrypoints import serving
 from fairsub.entrypoints.web.security import CookiePolicy, csrf_token
 from fairsub.services import accounts as account_service
 from fairsub.services import audit as audit_service
@@ -328,9 +330,10 @@ def seed(container: Container, customers: int, rng: random.Random) -> Population
 
 
 class Server:
-    """The portal under test, in its own process: uvicorn, one worker, like `fairsub serve`."""
+    """The portal under test, in processes of its own, served as `fairsub serve` serves."""
 
-    def __init__(self, url: str, data_dir: Path, *, relay: str) -> None:
+    def __init__(self, url: str, data_dir: Path, *, relay: str, workers: int) -> None:
+        self.workers = workers
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir / "server.log"
@@ -350,9 +353,8 @@ class Server:
 
     def start(self, timeout: float = 60.0) -> None:
         command = [
-            sys.executable, "-m", "uvicorn", "--factory", "--app-dir", str(BENCH_DIR),
-            "serve_app:create_bench_app", "--host", "127.0.0.1", "--port", str(self.port),
-            "--log-level", "warning", "--no-access-log",
+            sys.executable, str(BENCH_DIR / "serve_app.py"), "--port", str(self.port),
+            "--workers", str(self.workers),
         ]  # fmt: skip
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
@@ -362,11 +364,23 @@ class Server:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the server exited at start:\n{self.log_tail()}")
-            with suppress(httpx.HTTPError):
-                if httpx.get(f"{self.base_url}/bench/bare?id=1", timeout=2).status_code == 200:
-                    return
+            if self._all_workers_answer():
+                return
             time.sleep(0.1)
         raise RuntimeError(f"the server did not answer within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def _all_workers_answer(self) -> bool:
+        """Whether every worker answers yet: each new connection goes to one of them."""
+        heard: set[int] = set()
+        for _ in range(20 * self.workers):
+            with suppress(httpx.HTTPError):
+                answer = httpx.get(
+                    f"{self.base_url}/bench/stats", headers={"Connection": "close"}, timeout=2
+                )
+                heard.add(answer.json()["pid"])
+            if len(heard) == self.workers:
+                return True
+        return False
 
     @property
     def pid(self) -> int:
@@ -534,9 +548,23 @@ class CpuMeter:
         return found
 
 
-async def _pool_stats(client: Client) -> dict[str, int]:
-    found: dict[str, int] = json.loads((await client.request("GET", "/bench/stats", {})).content)
-    return found
+async def _pool_stats(address: Any, workers: int) -> dict[str, int]:
+    """Connection counts summed over the server's workers. Each answers for itself, and the
+    kernel gives each new connection to one of them, so ask over new connections until every
+    worker has answered."""
+    heard: dict[int, dict[str, int]] = {}
+    for _ in range(50 * workers):
+        client = Client(address.hostname, address.port)
+        try:
+            found = json.loads((await client.request("GET", "/bench/stats", {})).content)
+        finally:
+            await client.aclose()
+        heard[found.pop("pid")] = found
+        if len(heard) == workers:
+            break
+    else:
+        raise RuntimeError(f"heard from {len(heard)} of {workers} server workers")
+    return dict(sum((Counter(counts) for counts in heard.values()), Counter()))
 
 
 async def drive(
@@ -547,6 +575,7 @@ async def drive(
     warmup: float,
     duration: float,
     meter: CpuMeter,
+    workers: int = 1,
     rate: float | None = None,
     rng: random.Random | None = None,
 ) -> Result:
@@ -569,8 +598,7 @@ async def drive(
     # An httpx client built there cost 40-120 ms (it loads a CA bundle) and put 16 answers of
     # ~200 ms into every window, most of a p99. Hence our own client, connected in advance,
     # and the /proc reading in a thread.
-    stats = Client(address.hostname, address.port)
-    await _pool_stats(stats)
+    await _pool_stats(address, workers)
     begin = time.perf_counter()
     window_start, window_end = begin + warmup, begin + warmup + duration
 
@@ -636,11 +664,11 @@ async def drive(
     async def measure() -> None:
         await asyncio.sleep(max(0.0, window_start - time.perf_counter()))
         before, at = await asyncio.to_thread(meter.sample), time.perf_counter()
-        pool_before = await _pool_stats(stats)
+        pool_before = await _pool_stats(address, workers)
         while time.perf_counter() < window_end and not exhausted:
             await asyncio.sleep(min(0.2, max(0.0, window_end - time.perf_counter())))
         after, elapsed = await asyncio.to_thread(meter.sample), time.perf_counter() - at
-        pool_after = await _pool_stats(stats)
+        pool_after = await _pool_stats(address, workers)
         pool.update({k: pool_after[k] - pool_before[k] for k in pool_after})
         if elapsed <= 0:
             return
@@ -654,7 +682,7 @@ async def drive(
         else:
             await asyncio.gather(measure(), open_loop(rate))
     finally:
-        for client in [*clients, stats]:
+        for client in clients:
             await client.aclose()
     seconds = duration
     note = ""
@@ -763,7 +791,7 @@ def run_database(
         # A real Maildir up front: before 01be557, MaildirMailer made the bare folder itself,
         # so mailbox.Maildir skipped tmp/, new/ and cur/ and every send failed.
         mailbox.Maildir(data_dir / "mailbox", create=True)
-        server = Server(url, data_dir, relay=args.relay)
+        server = Server(url, data_dir, relay=args.relay, workers=args.server_workers)
         server.start()
         try:
             check_real_flow(server, population)
@@ -771,7 +799,7 @@ def run_database(
                 "real flow checked once: POST /login -> 303, GET /account -> 200, "
                 "turn-off form carries the CSRF token the load sends"
             )
-            # The server with its children: the email relay process, when it has one.
+            # The server with its descendants: its workers, and their email relays.
             processes = {"server": (server.pid, True), "client": (os.getpid(), False)}
             if db_pid is not None:
                 processes["postgres"] = (db_pid, True)
@@ -790,6 +818,7 @@ def run_database(
                             warmup=args.warmup,
                             duration=args.duration,
                             meter=meter,
+                            workers=args.server_workers,
                             rate=args.rate,
                             rng=rng,
                         )
@@ -968,7 +997,16 @@ def write_json(
         "machine": info,
         "settings": {
             k: getattr(args, k)
-            for k in ("concurrency", "rate", "warmup", "duration", "customers", "relay", "seed")
+            for k in (
+                "concurrency",
+                "rate",
+                "warmup",
+                "duration",
+                "customers",
+                "relay",
+                "seed",
+                "server_workers",
+            )
         },
         "databases": {
             report.name: {
@@ -1033,9 +1071,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--concurrency connections; latency includes that queueing. Targets are for the "
         "default closed loop",
     )
+    parser.add_argument(
+        "--server-workers",
+        type=int,
+        default=serving.usable_cores(),
+        help="processes serving the portal, as `fairsub serve --workers` (whose default is "
+        "also one per usable core)",
+    )
     parser.add_argument("--duration", type=float, default=8.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds")
-    parser.add_argument("--customers", type=int, default=2000, help="customers (2-4 subs each)")
+    parser.add_argument("--customers", type=int, default=4000, help="customers (2-4 subs each)")
     parser.add_argument(
         "--scenarios",
         default=",".join(SCENARIOS),
@@ -1067,6 +1112,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     if args.rate is not None and args.rate <= 0:
         parser.error("--rate must be above 0")
+    if args.server_workers < 1:
+        parser.error("--server-workers must be at least 1")
     if args.concurrency < 1 or args.duration <= 0 or args.warmup < 0 or args.customers < 2:
         parser.error("concurrency and customers must be positive, duration above 0")
     return args
@@ -1112,6 +1159,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(
             f"  run: {load_mode(args)}, {args.warmup:g} s warm-up + "
             f"{args.duration:g} s measured per scenario, {args.customers} customers, "
+            f"server: {args.server_workers} worker process(es), "
             f"email relay: {RELAYS[args.relay]}, "
             "sign-in not measured (sessions made beforehand)\n"
         )

@@ -1,8 +1,10 @@
 """The server under test for bench/portal.py: the real portal plus two bench-only endpoints.
 
-Started by portal.py in its own process, so the load generator never shares its GIL:
+Started by portal.py in its own process, so the load generator never shares its GIL, and
+served exactly as `fairsub serve` serves (fairsub.entrypoints.serving): one process, or
+--workers processes each with its own socket on the port:
 
-    python -m uvicorn --factory --app-dir bench serve_app:create_bench_app
+    python bench/serve_app.py --port 8001 --workers 2
 
 Settings come from FAIRSUB_* environment variables (never from a .env file). BENCH_RELAY says
 where the outbox relay runs: "process" (a process of its own, as `fairsub serve` does),
@@ -13,14 +15,18 @@ where the outbox relay runs: "process" (a process of its own, as `fairsub serve`
   own engine, in a sync endpoint like the portal's routes (so it runs in the same thread pool).
 - /bench/bare-portal: the same endpoint mounted on the portal app, so it also passes through
   the portal's middleware; the difference between the two is what that middleware costs.
-- /bench/stats: how many database connections the server has opened, and pool checkouts.
+- /bench/stats: how many database connections the answering worker has opened, pool
+  checkouts, and its process id (portal.py asks until it has heard from every worker).
 - Everything else goes to the portal exactly as `fairsub serve` builds it.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
-from collections.abc import Awaitable, Callable, MutableMapping
+import sys
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import FastAPI, HTTPException
@@ -29,6 +35,7 @@ from sqlalchemy import Engine, event, select
 from fairsub.adapters.db.tables import accounts
 from fairsub.bootstrap import bootstrap
 from fairsub.config import Settings
+from fairsub.entrypoints import serving
 from fairsub.entrypoints.relay_process import Relay
 from fairsub.entrypoints.web.app import create_app
 
@@ -72,7 +79,8 @@ def _read_one_account(engine: Engine) -> Callable[[int], dict[str, Any]]:
     return read_one
 
 
-def create_bench_app() -> ASGIApp:
+@contextmanager
+def bench_app() -> Iterator[ASGIApp]:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     container = bootstrap(settings)
     portal = create_app(container, relay=Relay(os.environ.get("BENCH_RELAY", Relay.PROCESS)))
@@ -84,7 +92,7 @@ def create_bench_app() -> ASGIApp:
 
     @bare.get(STATS_PATH)
     async def stats() -> dict[str, int]:
-        return dict(counts)
+        return {**counts, "pid": os.getpid()}
 
     portal.add_api_route(BARE_PORTAL_PATH, endpoint, methods=["GET"])
 
@@ -94,4 +102,28 @@ def create_bench_app() -> ASGIApp:
         else:  # the portal, and the lifespan events that start and stop its relay
             await portal(scope, receive, send)
 
-    return app
+    try:
+        yield app
+    finally:
+        container.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    address = serving.Address(args.host, args.port)
+    if args.workers == 1:
+        with bench_app() as app:
+            serving.serve_here(app, address, proxy_headers=False)
+    else:
+        supervisor = serving.Supervisor(
+            bench_app, address, workers=args.workers, proxy_headers=False
+        )
+        sys.exit(supervisor.run())
+
+
+if __name__ == "__main__":
+    main()

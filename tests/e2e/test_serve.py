@@ -1,23 +1,30 @@
-"""`fairsub serve` as an operator runs it: a real server process and its email relay process.
+"""`fairsub serve` as an operator runs it: real server processes and their email relays.
 
-The relay runs in a process of its own (so rendering email never holds the web process's
-interpreter lock) and is woken by every commit that queues an email. These tests start the
-command, turn auto-renew off over HTTP, read the confirmation at a real SMTP server, and stop
-or kill the server to see the relay go with it.
+With --workers N the portal runs in N worker processes on one port (see
+entrypoints/serving.py); each starts its own relay, which runs in a process of its own (so
+rendering email never holds a web process's interpreter lock) and is woken by every commit
+that queues an email. These tests start the command, turn auto-renew off over HTTP, read the
+confirmation at a real SMTP server, sign in on one worker and carry on with another, and
+stop or kill the server and its workers to see what goes with them.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from fairsub.entrypoints import serving as serving_module
 from fairsub.services.demo import DEMO_EMAIL, DEMO_PASSWORD
 from tests.conftest import free_port
 from tests.e2e.conftest import SmtpInbox
@@ -26,11 +33,21 @@ from tests.e2e.test_cli import FAIRSUB, run
 
 REFERENCE = re.compile(r"FS-[0-9A-Z]{4}-[0-9A-Z]{4}")
 RELAY_MODULE = "fairsub.entrypoints.relay_process"
+WORKER_MARK = "multiprocessing.spawn"  # how a worker process of the supervisor is started
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def children(pid: int) -> list[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(child) for child in path.read_text().split()] if path.exists() else []
+    try:
+        return [int(child) for child in path.read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def descendants(pid: int) -> list[int]:
+    found = children(pid)
+    return found + [grandchild for child in found for grandchild in descendants(child)]
 
 
 def command_line(pid: int) -> str:
@@ -40,45 +57,57 @@ def command_line(pid: int) -> str:
         return ""
 
 
+def stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def alive(pid: int) -> bool:
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return stat(pid)[0] != "Z"
     except FileNotFoundError:
         return False
-    return state != "Z"
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = stat(pid)
+    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 class Served:
-    def __init__(self, process: subprocess.Popen[bytes], url: str) -> None:
-        self.process, self.url = process, url
+    def __init__(self, process: subprocess.Popen[bytes], url: str, log: Path) -> None:
+        self.process, self.url, self.log = process, url, log
+
+    def workers(self) -> list[int]:
+        return [
+            pid
+            for pid in children(self.process.pid)
+            if WORKER_MARK in command_line(pid) and alive(pid)
+        ]
 
     def relays(self) -> list[int]:
-        return [pid for pid in children(self.process.pid) if RELAY_MODULE in command_line(pid)]
+        return [pid for pid in descendants(self.process.pid) if RELAY_MODULE in command_line(pid)]
 
 
-@pytest.fixture
-def served(tmp_path: Path, smtp_server: tuple[SmtpInbox, int]) -> Iterator[Served]:
-    assert run(tmp_path, "db", "upgrade").returncode == 0
-    assert run(tmp_path, "seed-demo").returncode == 0
+@contextmanager
+def serving(tmp_path: Path, *args: str, **env: str) -> Iterator[Served]:
+    """`fairsub serve` on a free port over the SQLite database in tmp_path, answering."""
     port = free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("FAIRSUB_")}
     environment.update(
         FAIRSUB_DATA_DIR=str(tmp_path / "var"),
-        FAIRSUB_MAIL_BACKEND="smtp",
-        FAIRSUB_SMTP_HOST="127.0.0.1",
-        FAIRSUB_SMTP_PORT=str(smtp_server[1]),
         FAIRSUB_BASE_URL=f"http://127.0.0.1:{port}",
         FAIRSUB_LOG_LEVEL="warning",
+        **env,
     )
     log = tmp_path / "serve.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [*FAIRSUB, "serve", "--port", str(port)],
+            [*FAIRSUB, "serve", "--port", str(port), *args],
             env=environment,
             stdout=output,
             stderr=subprocess.STDOUT,
         )
-    served = Served(process, f"http://127.0.0.1:{port}")
+    served = Served(process, f"http://127.0.0.1:{port}", log)
 
     def answering() -> bool:
         assert process.poll() is None, log.read_text()
@@ -96,26 +125,63 @@ def served(tmp_path: Path, smtp_server: tuple[SmtpInbox, int]) -> Iterator[Serve
         process.wait(10)
 
 
+@pytest.fixture(params=[1, 2], ids=["1 worker", "2 workers"])
+def workers(request: pytest.FixtureRequest) -> int:
+    return int(request.param)
+
+
+@pytest.fixture(scope="module")
+def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory with the demo loaded, made once by the CLI and copied per test."""
+    made = tmp_path_factory.mktemp("demo")
+    assert run(made, "db", "upgrade").returncode == 0
+    assert run(made, "seed-demo").returncode == 0
+    return made / "var"
+
+
+@pytest.fixture
+def served(
+    tmp_path: Path, demo_data: Path, smtp_server: tuple[SmtpInbox, int], workers: int
+) -> Iterator[Served]:
+    shutil.copytree(demo_data, tmp_path / "var")
+    with serving(
+        tmp_path,
+        "--workers",
+        str(workers),
+        FAIRSUB_MAIL_BACKEND="smtp",
+        FAIRSUB_SMTP_HOST="127.0.0.1",
+        FAIRSUB_SMTP_PORT=str(smtp_server[1]),
+    ) as served:
+        if workers > 1:
+            wait_until(lambda: len(served.relays()) == workers, "a relay for each worker", 30)
+        yield served
+
+
+def sign_in(client: httpx.Client) -> httpx.Response:
+    signed_in = client.post(
+        "/login",
+        data={
+            "email": DEMO_EMAIL,
+            "password": DEMO_PASSWORD,
+            "next": "/account",
+            "csrf_token": token(client, "/login"),
+        },
+    )
+    assert signed_in.url.path == "/account"
+    return signed_in
+
+
+def token(client: httpx.Client, path: str) -> str:
+    found = re.search(r'name="csrf_token" value="([0-9a-f]+)"', client.get(path).text)
+    assert found, f"no form on {path}"
+    return found.group(1)
+
+
 def turn_off_one(url: str) -> str:
     """Sign in as the demo customer and turn off the first subscription offered; the
     reference shown on the confirmation page."""
-
-    def token(client: httpx.Client, path: str) -> str:
-        found = re.search(r'name="csrf_token" value="([0-9a-f]+)"', client.get(path).text)
-        assert found, f"no form on {path}"
-        return found.group(1)
-
     with httpx.Client(base_url=url, follow_redirects=True, timeout=10) as client:
-        signed_in = client.post(
-            "/login",
-            data={
-                "email": DEMO_EMAIL,
-                "password": DEMO_PASSWORD,
-                "next": "/account",
-                "csrf_token": token(client, "/login"),
-            },
-        )
-        assert signed_in.url.path == "/account"
+        signed_in = sign_in(client)
         found = re.search(r'href="(/account/subscriptions/\d+/turn-off)"', signed_in.text)
         assert found, "the demo customer has nothing to turn off"
         done = client.post(found.group(1), data={"csrf_token": token(client, found.group(1))})
@@ -125,50 +191,113 @@ def turn_off_one(url: str) -> str:
 
 
 def test_serve_sends_the_turn_off_email_from_a_relay_process_of_its_own(
-    served: Served, inbox: SmtpInbox
+    served: Served, inbox: SmtpInbox, workers: int
 ) -> None:
-    (relay,) = served.relays()
+    relays = served.relays()
+    assert len(relays) == workers  # one for each worker
     reference = turn_off_one(served.url)
 
     def arrived() -> bool:
         return any(reference in str(m["Subject"]) + m.as_string() for m in inbox.messages)
 
     wait_until(arrived, f"the email for {reference}", 30)
-    assert served.relays() == [relay]  # still the same process, serving on
+    assert sorted(served.relays()) == sorted(relays)  # still the same processes, serving on
+    assert sum(reference in m.as_string() for m in inbox.messages) == 1
 
+    everyone = [*served.workers(), *relays]
     served.process.send_signal(signal.SIGINT)  # Ctrl-C at the terminal
     assert served.process.wait(30) == 0
-    wait_until(lambda: not alive(relay), "the relay to stop with the server", 15)
+    for pid in everyone:
+        wait_until(lambda pid=pid: not alive(pid), f"process {pid} to stop with the server", 15)
 
 
-def test_the_relay_does_not_outlive_a_killed_server(served: Served) -> None:
-    (relay,) = served.relays()
+def test_nothing_outlives_a_killed_server(served: Served) -> None:
+    everyone = [*served.workers(), *served.relays()]
     served.process.kill()
     served.process.wait(10)
-    wait_until(lambda: not alive(relay), "the relay to notice the server has gone", 15)
+    for pid in everyone:
+        wait_until(lambda pid=pid: not alive(pid), f"process {pid} to notice", 15)
 
 
 def test_serve_no_relay_starts_no_relay_process(tmp_path: Path) -> None:
     assert run(tmp_path, "db", "upgrade").returncode == 0
-    port = free_port()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("FAIRSUB_")}
-    environment.update(FAIRSUB_DATA_DIR=str(tmp_path / "var"))
-    process = subprocess.Popen(
-        [*FAIRSUB, "serve", "--port", str(port), "--no-relay"],
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    with serving(tmp_path, "--no-relay", "--workers", "2") as served:
+        wait_until(lambda: len(served.workers()) == 2, "two workers", 30)
+        assert served.relays() == []
+
+
+@pytest.mark.parametrize("workers", [2])
+def test_every_worker_serves_a_customer_signed_in_on_any_of_them(served: Served) -> None:
+    """Sessions, CSRF tokens and the rest live in the database or are signed, not in a
+    worker's memory: a customer who signed in over one connection is served on every new
+    one, whichever worker the kernel hands it to, and both workers share the work."""
+    (one, other) = served.workers()
+    before = {pid: cpu_seconds(pid) for pid in (one, other)}
+    with httpx.Client(base_url=served.url, timeout=10, follow_redirects=True) as client:
+        sign_in(client)
+        cookies = dict(client.cookies)
+    # A connection of its own for every request: the kernel picks a worker for each.
+    fresh = httpx.Limits(max_keepalive_connections=0)
+    with httpx.Client(base_url=served.url, timeout=10, limits=fresh, cookies=cookies) as client:
+        for _ in range(300):
+            page = client.get("/account")
+            assert page.status_code == 200 and "data-subscription=" in page.text
+        # A form fetched over one connection is accepted over another.
+        subscription = re.search(r'href="(/account/subscriptions/\d+/turn-off)"', page.text)
+        assert subscription is not None
+        form = token(client, subscription.group(1))
+        done = client.post(subscription.group(1), data={"csrf_token": form})
+        assert done.status_code == 303
+    used = {pid: cpu_seconds(pid) - before[pid] for pid in (one, other)}
+    assert min(used.values()) > 0.2 * max(used.values()), used
+
+
+@pytest.mark.parametrize("workers", [2])
+def test_a_worker_that_dies_is_replaced(served: Served) -> None:
+    (victim, survivor) = served.workers()
+    os.kill(victim, signal.SIGKILL)
+
+    def replaced() -> bool:
+        now = served.workers()
+        return len(now) == 2 and victim not in now and survivor in now
+
+    wait_until(replaced, "a new worker in place of the killed one", 30)
+    assert served.process.poll() is None
+    with httpx.Client(base_url=served.url, timeout=10, follow_redirects=True) as client:
+        sign_in(client)
+    assert "web_worker_replaced" in served.log.read_text()
+
+
+def test_serve_on_a_taken_port_says_so_in_one_line(tmp_path: Path) -> None:
+    assert run(tmp_path, "db", "upgrade").returncode == 0
+    with serving(tmp_path, "--workers", "2") as served:
+        port = served.url.rsplit(":", 1)[1]
+        for workers in ("1", "2"):
+            taken = run(tmp_path, "serve", "--port", port, "--workers", workers)
+            assert taken.returncode == 2
+            assert taken.stdout == ""
+            (line,) = taken.stderr.splitlines()
+            assert line.startswith(f"fairsub: cannot listen on 127.0.0.1:{port}: ")
+            assert "another server" in line
+        assert served.process.poll() is None  # and the one running serves on
+
+
+@contextmanager
+def portal_that_cannot_start() -> Iterator[Any]:
+    """A worker's recipe that fails as one would with its database down."""
+    raise ConnectionRefusedError("the database is not answering")
+    yield  # pragma: no cover
+
+
+def test_the_supervisor_stops_when_its_workers_cannot_start() -> None:
+    """Rather than starting them again and again: nothing has served yet, so nothing will."""
+    address = serving_module.Address("127.0.0.1", free_port())
+    supervisor = serving_module.Supervisor(
+        portal_that_cannot_start, address, workers=2, proxy_headers=False
     )
-    try:
-
-        def answering() -> bool:
-            try:
-                return httpx.get(f"http://127.0.0.1:{port}/login", timeout=1).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(answering, "fairsub serve to answer", 30)
-        assert not [p for p in children(process.pid) if RELAY_MODULE in command_line(p)]
-    finally:
-        process.kill()
-        process.wait(10)
+    begun = time.monotonic()
+    assert supervisor.run() == 1
+    assert time.monotonic() - begun < 30
+    # Nothing left behind, and the port is free again.
+    assert [pid for pid in children(os.getpid()) if WORKER_MARK in command_line(pid)] == []
+    serving_module.bind(address, shared=False).close()

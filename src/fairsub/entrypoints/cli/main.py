@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from fairsub.adapters.db import migrate
 from fairsub.bootstrap import Container
 from fairsub.config import ClockName
+from fairsub.entrypoints import serving
 from fairsub.entrypoints.cli import billing, catalog, clock, policy
 from fairsub.entrypoints.cli import cases as cases_cli
 from fairsub.entrypoints.cli.common import err, fail, opened, out
@@ -80,42 +81,85 @@ def seed_demo() -> None:
 
 
 def _serve(
-    container: Container, host: str, port: int, *, relay: Relay, with_worker: bool = False
+    container: Container,
+    address: serving.Address,
+    *,
+    relay: Relay,
+    workers: int = 1,
+    with_worker: bool = False,
 ) -> None:
-    import uvicorn
+    from functools import partial
 
-    from fairsub.entrypoints.web.app import create_app
+    from fairsub.entrypoints.web.app import create_app, portal_from_environment
     from fairsub.entrypoints.worker import Worker
 
     catalog_service.store(container.uows(), container.clock, container.catalog())
-    worker = Worker(container, interval=10.0) if with_worker else None
-    application = create_app(container, relay=relay, worker=worker)
-    uvicorn.run(
-        application,
-        host=host,
-        port=port,
-        log_level="warning",
-        proxy_headers=container.settings.trust_proxy_headers,
-    )
+    proxy_headers = container.settings.trust_proxy_headers
+    code = 0
+    try:
+        if workers == 1:
+            worker = Worker(container, interval=10.0) if with_worker else None
+            application = create_app(container, relay=relay, worker=worker)
+            serving.serve_here(application, address, proxy_headers=proxy_headers)
+        else:
+            # Each worker process wires its own container from the same FAIRSUB_* settings.
+            recipe = partial(portal_from_environment, relay)
+            supervisor = serving.Supervisor(
+                recipe, address, workers=workers, proxy_headers=proxy_headers
+            )
+            code = supervisor.run()
+    except serving.PortInUseError as error:
+        _port_taken(error)
+    if code != 0:
+        fail("a web worker stopped while starting; its messages are above", code=code)
+
+
+def _port_taken(error: serving.PortInUseError) -> NoReturn:
+    fail(f"{error}; is another server running there?")
+
+
+def _check_port_free(address: serving.Address) -> None:
+    """Before the banner, so a taken port is the only thing said."""
+    try:
+        serving.bind(address, shared=False).close()
+    except serving.PortInUseError as error:
+        _port_taken(error)
 
 
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Processes serving the portal on the one port, each able to keep a core "
+            "busy. Default: one per core this machine gives fairsub.",
+            min=1,
+            show_default=False,
+        ),
+    ] = serving.usable_cores(),
     relay: Annotated[
         bool,
         typer.Option(
-            help="Send queued email from a relay process the server starts and stops. Turn it "
-            "off when `fairsub worker` runs beside the portal: the worker sends it too, "
-            "within a second."
+            help="Send queued email from a relay process the server starts and stops (one "
+            "per worker). Turn it off when `fairsub worker` runs beside the portal: the "
+            "worker sends it too, within a second."
         ),
     ] = True,
 ) -> None:
     """Run the web portal (and its email relay) until Ctrl-C. Run `fairsub worker` beside it."""
+    address = serving.Address(host, port)
     with opened() as container:
-        out.print(f"fairsub portal on http://{host}:{port}/")
-        _serve(container, host, port, relay=Relay.PROCESS if relay else Relay.OFF)
+        _check_port_free(address)
+        plural = "process" if workers == 1 else "processes"
+        out.print(f"fairsub portal on http://{address}/ ({workers} {plural})")
+        _serve(
+            container,
+            address,
+            relay=Relay.PROCESS if relay else Relay.OFF,
+            workers=workers,
+        )
 
 
 @app.command("demo")
@@ -132,9 +176,11 @@ def run_demo(
     with opened(**overrides) as container:
         if not container.settings.is_dev:
             fail("the demo runs only with FAIRSUB_ENV=dev")
+        address = serving.Address("127.0.0.1", port)
+        _check_port_free(address)
         _upgrade(container)
         _seed(container)
-        base = f"http://127.0.0.1:{port}"
+        base = f"http://{address}"
         out.print(
             f"\n[bold]fairsub demo[/] is running at [link={base}/]{base}/[/]\n"
             f"  Sign in:  {base}/login  as [bold]{demo.DEMO_EMAIL}[/] / "
@@ -146,7 +192,12 @@ def run_demo(
             "  Stop with Ctrl-C.\n"
         )
         # The demo's worker sends each day's email as the clock moves, from this process.
-        _serve(container, "127.0.0.1", port, relay=Relay.THREAD, with_worker=True)
+        _serve(
+            container,
+            address,
+            relay=Relay.THREAD,
+            with_worker=True,
+        )
 
 
 @audit_app.command("verify")

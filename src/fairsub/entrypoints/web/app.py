@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -14,7 +14,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from fairsub.bootstrap import Container
+from fairsub.bootstrap import Container, bootstrap
+from fairsub.config import Settings
 from fairsub.domain.errors import FairsubError
 from fairsub.entrypoints import heap
 from fairsub.entrypoints.relay_process import Relay, RelayProcess
@@ -152,3 +153,14 @@ def create_app(
     if container.settings.is_dev:
         app.include_router(dev.router)
     return app
+
+
+@contextmanager
+def portal_from_environment(relay: Relay) -> Iterator[FastAPI]:
+    """The portal wired from FAIRSUB_* settings, for a worker process of `fairsub serve
+    --workers N` (see entrypoints/serving.py); its container is closed when it stops."""
+    container = bootstrap(Settings())
+    try:
+        yield create_app(container, relay=relay)
+    finally:
+        container.close()
