@@ -77,6 +77,7 @@ class Container:
 
     def close(self) -> None:
         self.relay.stop()
+        self.uows.close()
         self.engine.dispose()
         close_gateway = getattr(self.gateway, "close", None)
         if callable(close_gateway):

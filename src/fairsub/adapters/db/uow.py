@@ -178,3 +178,6 @@ class SqlUnitOfWorkFactory:
 
     def __call__(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine, self._gate, self.on_commit)
+
+    def close(self) -> None:
+        self._gate.close()
