@@ -957,9 +957,9 @@ def print_report(report: DatabaseReport, args: argparse.Namespace) -> None:
             console.print(f"  [yellow]{result.label}: {result.note}[/yellow]")
     console.print(
         "  [dim]CPU %: of one core, over the measured window (200% = both cores). server CPU "
-        "ms/req: the server process's CPU time (all threads, and its email relay process) per "
-        "request. new DB conns/req: connections the server's pool opened per request. other: "
-        "processes outside the benchmark.[/dim]"
+        "ms/req: the CPU time of the server's processes (its workers, all their threads, and "
+        "their email relays) per request. new DB conns/req: connections the workers' pools "
+        "opened per request. other: processes outside the benchmark.[/dim]"
     )
     busy = [r.label for r in report.results.values() if r.cpu.get("other", 0) >= OTHER_WARN]
     if busy:

@@ -7,7 +7,6 @@ from typing import Annotated, NoReturn
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from fairsub.adapters.db import migrate
 from fairsub.bootstrap import Container
 from fairsub.config import ClockName
 from fairsub.entrypoints import serving
@@ -38,6 +37,8 @@ app.command("worker")(billing.worker)
 
 
 def _upgrade(container: Container) -> None:
+    from fairsub.adapters.db import migrate  # Alembic: a second of start-up, only here
+
     before = migrate.current_revision(container.engine)
     migrate.upgrade(container.engine)
     after = migrate.current_revision(container.engine)
@@ -55,6 +56,8 @@ def db_upgrade() -> None:
 @db_app.command("current")
 def db_current() -> None:
     """Print the schema revision the database is at."""
+    from fairsub.adapters.db import migrate
+
     with opened() as container:
         current = migrate.current_revision(container.engine)
         out.print(f"{current or 'empty'} (newest: {migrate.head_revision(container.engine)})")
