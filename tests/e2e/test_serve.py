@@ -15,8 +15,10 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,12 +26,13 @@ from typing import Any
 import httpx
 import pytest
 
+from fairsub.adapters.db.tables import cancellations, outbox
 from fairsub.entrypoints import serving as serving_module
 from fairsub.services.demo import DEMO_EMAIL, DEMO_PASSWORD
 from tests.conftest import free_port
 from tests.e2e.conftest import SmtpInbox
 from tests.e2e.live_portal import wait_until
-from tests.e2e.test_cli import FAIRSUB, run
+from tests.e2e.test_cli import FAIRSUB, run, table_count
 
 REFERENCE = re.compile(r"FS-[0-9A-Z]{4}-[0-9A-Z]{4}")
 RELAY_MODULE = "fairsub.entrypoints.relay_process"
@@ -250,6 +253,45 @@ def test_every_worker_serves_a_customer_signed_in_on_any_of_them(served: Served)
         assert done.status_code == 303
     used = {pid: cpu_seconds(pid) - before[pid] for pid in (one, other)}
     assert min(used.values()) > 0.2 * max(used.values()), used
+
+
+@pytest.mark.parametrize("workers", [2])
+def test_one_turn_off_sent_to_both_workers_at_once_is_one_turn_off(
+    served: Served, inbox: SmtpInbox, tmp_path: Path
+) -> None:
+    """Double-submitting across workers: the same form posted at once over twelve
+    connections, which the kernel deals to both workers, gives every answer the same
+    reference, and one cancellation and one email."""
+    with httpx.Client(base_url=served.url, timeout=10, follow_redirects=True) as client:
+        page = sign_in(client)
+        found = re.search(r'href="(/account/subscriptions/\d+/turn-off)"', page.text)
+        assert found, "the demo customer has nothing to turn off"
+        path = found.group(1)
+        form = {"csrf_token": token(client, path)}
+        cookies = dict(client.cookies)
+    emails_before = table_count(tmp_path, outbox)
+    cancellations_before = table_count(tmp_path, cancellations)
+    start = threading.Barrier(12)
+
+    def submit() -> str:
+        with httpx.Client(base_url=served.url, timeout=30, cookies=cookies) as own:
+            start.wait()
+            answer = own.post(path, data=form, follow_redirects=True)
+        assert answer.status_code == 200 and "Auto-renew: Off" in answer.text
+        (reference,) = set(REFERENCE.findall(answer.text))
+        return reference
+
+    with ThreadPoolExecutor(12) as pool:
+        references = set(pool.map(lambda _: submit(), range(12)))
+    assert len(references) == 1
+    (reference,) = references
+
+    def arrived() -> bool:
+        return any(reference in m.as_string() for m in inbox.messages)
+
+    assert table_count(tmp_path, cancellations) == cancellations_before + 1
+    assert table_count(tmp_path, outbox) == emails_before + 1
+    wait_until(arrived, f"the email for {reference}", 30)
 
 
 @pytest.mark.parametrize("workers", [2])
