@@ -132,6 +132,36 @@ def cpu_seconds(pid: int | str, *, children: bool = False) -> float:
     return ticks / _TICKS
 
 
+def children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def connections_held(pids: list[int], port: int) -> list[int]:
+    """How many established TCP connections to `port` each process holds: how the kernel
+    dealt the load generator's connections among the server's workers."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                local_port = int(fields[1].rsplit(":", 1)[1], 16)
+                if fields[3] == "01" and local_port == port:  # 01: ESTABLISHED
+                    inodes.add(fields[9])
+    held = []
+    for pid in pids:
+        count = 0
+        with suppress(OSError):
+            for fd in os.scandir(f"/proc/{pid}/fd"):
+                with suppress(OSError):
+                    target = os.readlink(fd.path)
+                    count += target.startswith("socket:[") and target[8:-1] in inodes
+        held.append(count)
+    return held
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds all cores spent busy since boot (user, nice, system, irq, softirq, steal)."""
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]

@@ -81,6 +81,8 @@ from _support import (
     _package_version,
     add_postgres_options,
     bench_settings,
+    children,
+    connections_held,
     cpu_seconds,
     free_port,
     machine_basics,
@@ -382,6 +384,15 @@ class Server:
                 return True
         return False
 
+    def worker_pids(self) -> list[int]:
+        """The processes that answer: the workers, or the server itself if it has none."""
+        found = [
+            pid
+            for pid in children(self.pid)
+            if b"multiprocessing.spawn" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        return found or [self.pid]
+
     @property
     def pid(self) -> int:
         assert self.process is not None
@@ -468,6 +479,7 @@ class Result:
     problems: Counter[str] = field(default_factory=Counter)
     note: str = ""
     pool: dict[str, int] = field(default_factory=dict)  # new DB connections, pool checkouts
+    spread: list[int] = field(default_factory=list)  # the clients' connections, per worker
 
     @property
     def rate(self) -> float:
@@ -575,7 +587,7 @@ async def drive(
     warmup: float,
     duration: float,
     meter: CpuMeter,
-    workers: int = 1,
+    worker_pids: list[int],
     rate: float | None = None,
     rng: random.Random | None = None,
 ) -> Result:
@@ -598,7 +610,7 @@ async def drive(
     # An httpx client built there cost 40-120 ms (it loads a CA bundle) and put 16 answers of
     # ~200 ms into every window, most of a p99. Hence our own client, connected in advance,
     # and the /proc reading in a thread.
-    await _pool_stats(address, workers)
+    await _pool_stats(address, len(worker_pids))
     begin = time.perf_counter()
     window_start, window_end = begin + warmup, begin + warmup + duration
 
@@ -660,15 +672,17 @@ async def drive(
 
     cpu: dict[str, float] = {}
     pool: dict[str, int] = {}
+    spread: list[int] = []
 
     async def measure() -> None:
         await asyncio.sleep(max(0.0, window_start - time.perf_counter()))
         before, at = await asyncio.to_thread(meter.sample), time.perf_counter()
-        pool_before = await _pool_stats(address, workers)
+        spread.extend(await asyncio.to_thread(connections_held, worker_pids, address.port))
+        pool_before = await _pool_stats(address, len(worker_pids))
         while time.perf_counter() < window_end and not exhausted:
             await asyncio.sleep(min(0.2, max(0.0, window_end - time.perf_counter())))
         after, elapsed = await asyncio.to_thread(meter.sample), time.perf_counter() - at
-        pool_after = await _pool_stats(address, workers)
+        pool_after = await _pool_stats(address, len(worker_pids))
         pool.update({k: pool_after[k] - pool_before[k] for k in pool_after})
         if elapsed <= 0:
             return
@@ -700,6 +714,7 @@ async def drive(
         problems=problems,
         note=note,
         pool=pool,
+        spread=spread,
     )
 
 
@@ -818,7 +833,7 @@ def run_database(
                             warmup=args.warmup,
                             duration=args.duration,
                             meter=meter,
-                            workers=args.server_workers,
+                            worker_pids=server.worker_pids(),
                             rate=args.rate,
                             rng=rng,
                         )
@@ -955,6 +970,16 @@ def print_report(report: DatabaseReport, args: argparse.Namespace) -> None:
             console.print(f"  [red]{result.label}: {shown}[/red]")
         if result.note:
             console.print(f"  [yellow]{result.label}: {result.note}[/yellow]")
+    spreads = [
+        f"{r.label} {' / '.join(map(str, r.spread))}"
+        for r in report.results.values()
+        if len(r.spread) > 1
+    ]
+    if spreads:
+        console.print(
+            "  the clients' connections, per server worker (the kernel deals each new one): "
+            + "; ".join(spreads)
+        )
     console.print(
         "  [dim]CPU %: of one core, over the measured window (200% = both cores). server CPU "
         "ms/req: the CPU time of the server's processes (its workers, all their threads, and "
@@ -1025,6 +1050,7 @@ def write_json(
                             round(r.cpu.get("server", 0) * 10 / r.rate, 3) if r.rate else None
                         ),
                         "db_connections_opened": r.pool.get("connects"),
+                        "connections_per_worker": r.spread,
                     }
                     for key, r in report.results.items()
                 },
