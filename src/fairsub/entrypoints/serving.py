@@ -5,16 +5,16 @@ many the machine has. `fairsub serve --workers N` runs N copies of the portal be
 same address and port. Each worker is a process of its own with its own listening socket
 (SO_REUSEPORT), and the kernel spreads new connections over the sockets by their address
 and port. uvicorn's own --workers shares one socket instead, and there whichever process
-wakes first accepts every connection waiting: measured with 16 browsers arriving together
-on 2 workers, one process took all 16 in one try of five and 11 or more in three, and the
-other core idled (the dashboard made 485 requests/s instead of twice that).
+wakes first accepts every connection waiting: of 16 browsers connecting together to 2
+workers, one worker took 15 or all 16 in two tries of ten, and the other core idled (the
+dashboard made 485-520 requests/s instead of about twice that).
 
 Any worker can answer any request because nothing in the portal lives in one process's
 memory: sessions and sign-in throttling are in the database, the test clock in a file, and
 CSRF tokens are signed with the secret key. Each worker starts its own email relay; their
 leases keep them from sending an email twice.
 
-The supervisor, `serve`, checks that the port is free, starts the workers, replaces one
+The Supervisor checks that the port is free, starts the workers, replaces one
 that dies, and on Ctrl-C or SIGTERM asks each to finish the requests in hand and waits.
 Workers end by themselves if the supervisor is killed outright.
 """
