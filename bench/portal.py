@@ -1100,7 +1100,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--server-workers",
         type=int,
-        default=serving.usable_cores(),
+        default=serving.default_workers(),
         help="processes serving the portal, as `fairsub serve --workers` (whose default is "
         "also one per usable core)",
     )

@@ -343,3 +343,20 @@ def test_the_supervisor_stops_when_its_workers_cannot_start() -> None:
     # Nothing left behind, and the port is free again.
     assert [pid for pid in children(os.getpid()) if WORKER_MARK in command_line(pid)] == []
     serving_module.bind(address, shared=False).close()
+
+
+def test_workers_need_a_port_they_can_share(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the kernel does not spread connections over sockets sharing a port (not
+    Linux), more than one worker is refused in one line, before anything starts."""
+    from typer.testing import CliRunner
+
+    from fairsub.entrypoints.cli.main import app
+
+    monkeypatch.setattr(serving_module, "CAN_SHARE_PORT", False)
+    monkeypatch.setenv("FAIRSUB_DATA_DIR", str(tmp_path / "var"))
+    result = CliRunner().invoke(app, ["serve", "--workers", "2", "--port", str(free_port())])
+    assert result.exit_code == 2
+    assert "needs Linux" in result.stderr
+    assert not (tmp_path / "var").exists()  # nothing opened, nothing made

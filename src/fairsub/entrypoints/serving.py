@@ -25,6 +25,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -232,5 +233,15 @@ class Supervisor:
         self._running = []
 
 
+# Linux spreads connections over sockets sharing a port; elsewhere there is no such option,
+# or (macOS) the option exists and one socket gets every connection.
+CAN_SHARE_PORT = hasattr(socket, "SO_REUSEPORT") and sys.platform.startswith("linux")
+
+
 def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def default_workers() -> int:
+    """One worker per core this process may use, where the port can be shared."""
+    return usable_cores() if CAN_SHARE_PORT else 1

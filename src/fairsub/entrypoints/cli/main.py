@@ -141,7 +141,7 @@ def serve(
             min=1,
             show_default=False,
         ),
-    ] = serving.usable_cores(),
+    ] = serving.default_workers(),
     relay: Annotated[
         bool,
         typer.Option(
@@ -153,6 +153,8 @@ def serve(
 ) -> None:
     """Run the web portal (and its email relay) until Ctrl-C. Run `fairsub worker` beside it."""
     address = serving.Address(host, port)
+    if workers > 1 and not serving.CAN_SHARE_PORT:
+        fail("--workers above 1 needs Linux, where workers can share a port; use --workers 1")
     with opened() as container:
         _check_port_free(address)
         plural = "process" if workers == 1 else "processes"
