@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
 
 from fairsub.adapters.db.tables import cancellations, outbox
 from fairsub.entrypoints import serving as serving_module
@@ -360,3 +361,80 @@ def test_workers_need_a_port_they_can_share(
     assert result.exit_code == 2
     assert "needs Linux" in result.stderr
     assert not (tmp_path / "var").exists()  # nothing opened, nothing made
+
+
+@pytest.mark.parametrize("workers", [2])
+def test_a_worker_killed_mid_change_leaves_no_half_written_change(
+    served: Served, tmp_path: Path
+) -> None:
+    """Turn-offs and turn-ons go on over fresh connections (so both workers take them)
+    while one worker is killed outright, mid-transaction or not. Afterwards every change is
+    whole: each turn-off has its cancellation, its email and its audit entry, each turn-on
+    its email and its entry, the audit chain verifies, and each subscription is as its
+    last audited change left it."""
+    with httpx.Client(base_url=served.url, timeout=10, follow_redirects=True) as client:
+        page = sign_in(client)
+        paths = sorted(set(re.findall(r'href="/account/subscriptions/(\d+)/turn-off"', page.text)))
+        assert len(paths) >= 2, "the demo customer has too little to turn off"
+        form = {"csrf_token": token(client, f"/account/subscriptions/{paths[0]}/turn-off")}
+        cookies = dict(client.cookies)
+    stop = threading.Event()
+    fresh = httpx.Limits(max_keepalive_connections=0)
+
+    def churn(subscription: str) -> int:
+        done = 0
+        with httpx.Client(base_url=served.url, timeout=10, limits=fresh, cookies=cookies) as own:
+            while not stop.is_set():
+                for action in ("turn-off", "turn-on"):
+                    try:
+                        own.post(f"/account/subscriptions/{subscription}/{action}", data=form)
+                        done += 1
+                    except httpx.TransportError:
+                        pass  # the worker that had this connection was killed
+        return done
+
+    with ThreadPoolExecutor(len(paths)) as pool:
+        running = [pool.submit(churn, subscription) for subscription in paths]
+        time.sleep(1.5)
+        victim = served.workers()[0]
+        os.kill(victim, signal.SIGKILL)
+        wait_until(
+            lambda: len(served.workers()) == 2 and victim not in served.workers(),
+            "the killed worker's replacement",
+            30,
+        )
+        time.sleep(1.0)
+        stop.set()
+        assert sum(future.result() for future in running) > 10
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'var' / 'fairsub.db'}")
+    try:
+        with engine.connect() as connection:
+
+            def count(query: str) -> int:
+                return int(connection.execute(text(query)).scalar_one())
+
+            audited = "SELECT count(*) FROM audit_events WHERE action = 'portal:subscription:"
+            offs = count(audited + "auto_renew_off'")
+            ons = count(audited + "auto_renew_on'")
+            assert offs > 0 and ons > 0
+            assert count("SELECT count(*) FROM cancellations") == offs
+            assert count("SELECT count(*) FROM outbox WHERE kind = 'auto_renew_off'") == offs
+            assert count("SELECT count(*) FROM outbox WHERE kind = 'auto_renew_on'") == ons
+            for subscription in paths:
+                last = connection.execute(
+                    text(
+                        "SELECT action FROM audit_events WHERE subject = :subject "
+                        "ORDER BY seq DESC LIMIT 1"
+                    ),
+                    {"subject": f"subscription:{subscription}"},
+                ).scalar_one()
+                auto_renew = connection.execute(
+                    text("SELECT auto_renew FROM subscriptions WHERE id = :id"),
+                    {"id": int(subscription)},
+                ).scalar_one()
+                assert bool(auto_renew) == last.endswith("auto_renew_on"), subscription
+    finally:
+        engine.dispose()
+    verified = run(tmp_path, "audit", "verify")
+    assert verified.returncode == 0, verified.stderr
