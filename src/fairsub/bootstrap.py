@@ -154,7 +154,7 @@ def bootstrap(
     gateway: PaymentGateway | None = None,
 ) -> Container:
     configure_logging(settings.log_level)
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url, pool_size=settings.db_pool_size)
     uows = SqlUnitOfWorkFactory(engine)
     clock = clock or make_clock(settings)
     mailer = mailer or make_mailer(settings)

@@ -12,6 +12,8 @@ from typing import Self
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fairsub.adapters.db.engine import POOL_SIZE
+
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev"}
 
 
@@ -46,6 +48,12 @@ class Settings(BaseSettings):
         None,
         description="SQLAlchemy URL; default SQLite in "
         "data_dir. PostgreSQL: postgresql+psycopg://user@host/db",
+    )
+    db_pool_size: int = Field(
+        POOL_SIZE,
+        ge=1,
+        description="Database connections each process keeps (10 more at a peak); one per "
+        "thread that may query at once. Lower it when many web workers share PostgreSQL.",
     )
     base_url: str = Field(
         "http://127.0.0.1:8000",

@@ -1,4 +1,4 @@
-"""Settings pick the adapters: the gateway and the clock."""
+"""Settings pick the adapters: the gateway, the clock, the database pool."""
 
 from __future__ import annotations
 
@@ -80,3 +80,15 @@ def test_the_refund_policy_is_read_once_and_again_when_the_operator_edits_it(
         assert edited.arrival.for_kind(PaymentMethodKind.CARD) == ArrivalWindow(3, 4)
     finally:
         container.close()
+
+
+def test_the_database_pool_is_sized_by_settings(tmp_path: Path) -> None:
+    from fairsub.bootstrap import bootstrap
+
+    container = bootstrap(settings(tmp_path, db_pool_size=3))
+    try:
+        assert container.engine.pool.size() == 3  # type: ignore[attr-defined]
+    finally:
+        container.close()
+    with pytest.raises(ValidationError, match="db_pool_size"):
+        settings(tmp_path, db_pool_size=0)
