@@ -438,3 +438,30 @@ def test_a_worker_killed_mid_change_leaves_no_half_written_change(
         engine.dispose()
     verified = run(tmp_path, "audit", "verify")
     assert verified.returncode == 0, verified.stderr
+
+
+def test_ctrl_c_while_the_workers_start_stops_everything_quietly(tmp_path: Path) -> None:
+    """Ctrl-C at the terminal reaches the whole process group, workers still importing
+    included: they must not answer it with a traceback each."""
+    assert run(tmp_path, "db", "upgrade").returncode == 0
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FAIRSUB_")}
+    environment.update(FAIRSUB_DATA_DIR=str(tmp_path / "var"))
+    with subprocess.Popen(
+        [*FAIRSUB, "serve", "--port", str(free_port()), "--workers", "2"],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # a process group of its own, as a terminal gives it
+    ) as process:
+        assert process.stdout is not None
+        assert b"fairsub portal on" in process.stdout.readline()
+
+        def workers_started() -> bool:
+            return any(WORKER_MARK in command_line(pid) for pid in children(process.pid))
+
+        wait_until(workers_started, "the workers to start", 30)
+        os.killpg(process.pid, signal.SIGINT)  # while they import fairsub (about 2 s)
+        rest = process.stdout.read()
+        assert process.wait(60) == 0
+    assert b"Traceback" not in rest, rest.decode()
+    assert b"KeyboardInterrupt" not in rest, rest.decode()

@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
+from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
@@ -170,7 +171,19 @@ class Supervisor:
             args=(self._recipe, self._address, self._proxy_headers, theirs),
             name="fairsub-web",
         )
-        process.start()
+        # Started with Ctrl-C held back (a blocked signal stays blocked across fork and
+        # exec), a worker is not interrupted mid-start by the terminal's SIGINT, which
+        # printed a traceback at whoever pressed it; the supervisor stops its workers with
+        # SIGTERM. Held back here too only while the worker starts, a Ctrl-C meant for the
+        # supervisor waits those milliseconds and is then heard, never lost. (Python's
+        # resource tracker, started with the first worker, unblocks SIGINT as it starts:
+        # started beforehand, it leaves this alone.)
+        resource_tracker.ensure_running()
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         theirs.close()
         return _Running(process, ours, time.monotonic())
 
