@@ -12,11 +12,8 @@ from fastapi.testclient import TestClient
 
 from fairsub.adapters.clock import OffsetFileClock
 from fairsub.bootstrap import Container
-from fairsub.entrypoints.relay_process import Relay
-from fairsub.entrypoints.web.app import create_app
-from tests.builders import Demo, seeded
-from tests.conftest import make_container
-from tests.e2e.test_portal_http import csrf, sign_in
+from tests.builders import Demo
+from tests.e2e.test_portal_http import csrf, seeded_portal, sign_in
 from tests.fakes import FakeMailer
 
 
@@ -26,11 +23,8 @@ def demo(
 ) -> Iterator[tuple[TestClient, Container, Demo]]:
     monkeypatch.setenv("FAIRSUB_CLOCK", "test")  # the footer's clock control is shown
     clock = OffsetFileClock(tmp_path / "test-clock.json")
-    container = make_container(sqlite_url, tmp_path, clock, mailer)
-    data = seeded(container)
-    with TestClient(create_app(container, relay=Relay.OFF), follow_redirects=False) as client:
-        yield client, container, data
-    container.close()
+    with seeded_portal(sqlite_url, tmp_path, clock, mailer) as opened:
+        yield opened
 
 
 def advance(client: TestClient, days: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from fairsub.bootstrap import Container
 from fairsub.entrypoints.relay_process import Relay
 from fairsub.entrypoints.web.app import create_app
 from fairsub.services.demo import DEMO_EMAIL, DEMO_PASSWORD
+from fairsub.services.ports import Clock
 from tests.builders import Demo, seeded
 from tests.conftest import make_container
 from tests.fakes import FakeClock, FakeMailer
@@ -22,15 +24,24 @@ from tests.fakes import FakeClock, FakeMailer
 REFERENCE = re.compile(r"FS-[0-9A-Z]{4}-[0-9A-Z]{4}")
 
 
-@pytest.fixture
-def portal(
-    sqlite_url: str, tmp_path: Path, clock: FakeClock, mailer: FakeMailer
+@contextmanager
+def seeded_portal(
+    sqlite_url: str, tmp_path: Path, clock: Clock, mailer: FakeMailer
 ) -> Iterator[tuple[TestClient, Container, Demo]]:
+    """The portal over the demo data, without a relay (the fake mailer is read directly)."""
     container = make_container(sqlite_url, tmp_path, clock, mailer)
     data = seeded(container)
     with TestClient(create_app(container, relay=Relay.OFF), follow_redirects=False) as client:
         yield client, container, data
     container.close()
+
+
+@pytest.fixture
+def portal(
+    sqlite_url: str, tmp_path: Path, clock: FakeClock, mailer: FakeMailer
+) -> Iterator[tuple[TestClient, Container, Demo]]:
+    with seeded_portal(sqlite_url, tmp_path, clock, mailer) as opened:
+        yield opened
 
 
 def csrf(client: TestClient, path: str) -> str:
