@@ -120,9 +120,10 @@ SERVING = b"serving"  # what a worker tells the supervisor once it accepts conne
 def _worker(
     recipe: AppRecipe, address: Address, proxy_headers: bool, supervisor: Connection
 ) -> None:
-    """A worker process: its own socket on the shared port, its own app, until told to stop.
-    When the supervisor goes (killed outright, even), its end of the pipe closes and the
-    worker stops as if sent SIGTERM, finishing the requests in hand."""
+    """A worker process: its own socket on the shared port, its own app, until told to stop
+    by SIGTERM (SIGINT is blocked in it from the start: see Supervisor._start_one). When the
+    supervisor goes (killed outright, even), its end of the pipe closes and the worker stops
+    as if sent SIGTERM, finishing the requests in hand."""
 
     def watch_supervisor() -> None:
         with suppress(EOFError):

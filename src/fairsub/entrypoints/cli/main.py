@@ -37,7 +37,7 @@ app.command("worker")(billing.worker)
 
 
 def _upgrade(container: Container) -> None:
-    from fairsub.adapters.db import migrate  # Alembic: a second of start-up, only here
+    from fairsub.adapters.db import migrate  # Alembic: half a second of start-up, only here
 
     before = migrate.current_revision(container.engine)
     migrate.upgrade(container.engine)
@@ -197,12 +197,7 @@ def run_demo(
             "  Stop with Ctrl-C.\n"
         )
         # The demo's worker sends each day's email as the clock moves, from this process.
-        _serve(
-            container,
-            address,
-            relay=Relay.THREAD,
-            with_worker=True,
-        )
+        _serve(container, address, relay=Relay.THREAD, with_worker=True)
 
 
 @audit_app.command("verify")
