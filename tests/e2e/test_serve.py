@@ -234,13 +234,13 @@ def test_serve_no_relay_starts_no_relay_process(tmp_path: Path) -> None:
 def test_every_worker_serves_a_customer_signed_in_on_any_of_them(served: Served) -> None:
     """Sessions, CSRF tokens and the rest live in the database or are signed, not in a
     worker's memory: a customer who signed in over one connection is served on every new
-    one, whichever worker the kernel hands it to, and both workers share the work."""
+    one, whichever worker it is dealt to, and both workers share the work."""
     (one, other) = served.workers()
     before = {pid: cpu_seconds(pid) for pid in (one, other)}
     with httpx.Client(base_url=served.url, timeout=10, follow_redirects=True) as client:
         sign_in(client)
         cookies = dict(client.cookies)
-    # A connection of its own for every request: the kernel picks a worker for each.
+    # A connection of its own for every request: each is dealt to a worker.
     fresh = httpx.Limits(max_keepalive_connections=0)
     with httpx.Client(base_url=served.url, timeout=10, limits=fresh, cookies=cookies) as client:
         for _ in range(300):
@@ -261,7 +261,7 @@ def test_one_turn_off_sent_to_both_workers_at_once_is_one_turn_off(
     served: Served, inbox: SmtpInbox, tmp_path: Path
 ) -> None:
     """Double-submitting across workers: the same form posted at once over twelve
-    connections, which the kernel deals to both workers, gives every answer the same
+    connections, dealt to both workers, gives every answer the same
     reference, and one cancellation and one email."""
     with httpx.Client(base_url=served.url, timeout=10, follow_redirects=True) as client:
         page = sign_in(client)
@@ -343,23 +343,23 @@ def test_the_supervisor_stops_when_its_workers_cannot_start() -> None:
     assert time.monotonic() - begun < 30
     # Nothing left behind, and the port is free again.
     assert [pid for pid in children(os.getpid()) if WORKER_MARK in command_line(pid)] == []
-    serving_module.bind(address, shared=False).close()
+    serving_module.bind(address).close()
 
 
-def test_workers_need_a_port_they_can_share(
+def test_workers_need_a_system_that_can_hand_them_connections(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Where the kernel does not spread connections over sockets sharing a port (not
-    Linux), more than one worker is refused in one line, before anything starts."""
+    """Where one process cannot hand a connection to another (Windows), more than one
+    worker is refused in one line, before anything starts."""
     from typer.testing import CliRunner
 
     from fairsub.entrypoints.cli.main import app
 
-    monkeypatch.setattr(serving_module, "CAN_SHARE_PORT", False)
+    monkeypatch.setattr(serving_module, "CAN_DEAL", False)
     monkeypatch.setenv("FAIRSUB_DATA_DIR", str(tmp_path / "var"))
     result = CliRunner().invoke(app, ["serve", "--workers", "2", "--port", str(free_port())])
     assert result.exit_code == 2
-    assert "needs Linux" in result.stderr
+    assert "needs a Unix system" in result.stderr
     assert not (tmp_path / "var").exists()  # nothing opened, nothing made
 
 

@@ -2,21 +2,28 @@
 
 Python runs one thread at a time per process, so one process keeps one core busy however
 many the machine has. `fairsub serve --workers N` runs N copies of the portal behind the
-same address and port. Each worker is a process of its own with its own listening socket
-(SO_REUSEPORT), and the kernel spreads new connections over the sockets by their address
-and port. uvicorn's own --workers shares one socket instead, and there whichever process
-wakes first accepts every connection waiting: of 16 browsers connecting together to 2
-workers, one worker took 15 or all 16 in two tries of ten, and the other core idled (the
-dashboard made 485-520 requests/s instead of about twice that).
+same address and port. The Supervisor owns the one listening socket and deals each new
+connection to the workers in turn, handing over the connected socket itself (SCM_RIGHTS
+over a Unix socket pair); the worker serves it as if it had accepted it. Every worker ends
+up with its share of the connections, and so of the work.
+
+Letting the kernel choose instead was measured twice, and both times it dealt unevenly:
+- one socket shared by every worker (uvicorn's --workers): whichever wakes first accepts all
+  that are waiting. Of 16 browsers connecting together to 2 workers, one took 15 or all 16
+  in two tries of ten, and the other core idled.
+- a socket of its own per worker on the same port (SO_REUSEPORT): the kernel picks by a hash
+  of each connection's address and port, which splits 16 connections 8/8 only one time in
+  five. With 10/6 or worse, the busier worker's queue set the turn-off's p99: 107-127 ms
+  over the benchmark's runs at those splits, against 76-90 ms at 8/8.
 
 Any worker can answer any request because nothing in the portal lives in one process's
 memory: sessions and sign-in throttling are in the database, the test clock in a file, and
 CSRF tokens are signed with the secret key. Each worker starts its own email relay; their
 leases keep them from sending an email twice.
 
-The Supervisor checks that the port is free, starts the workers, replaces one
-that dies, and on Ctrl-C or SIGTERM asks each to finish the requests in hand and waits.
-Workers end by themselves if the supervisor is killed outright.
+The Supervisor checks that the port is free, starts the workers, replaces one that dies,
+and on Ctrl-C or SIGTERM stops taking connections and asks each worker to finish the
+requests in hand. Workers end by themselves if the supervisor is killed outright.
 """
 
 from __future__ import annotations
@@ -25,7 +32,6 @@ import multiprocessing
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -61,14 +67,11 @@ class Address:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
-def bind(address: Address, *, shared: bool) -> socket.socket:
-    """A socket bound to `address`, not yet listening (uvicorn does that). `shared` lets
-    other workers bind the same port; the kernel then spreads connections over them."""
+def bind(address: Address) -> socket.socket:
+    """A socket bound to `address`, not yet listening. Raises PortInUseError if taken."""
     family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if shared:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((address.host, address.port))
     except OSError as error:
@@ -77,14 +80,63 @@ def bind(address: Address, *, shared: bool) -> socket.socket:
     return sock
 
 
-def _uvicorn_server(app: Any, proxy_headers: bool, on_serving: Callable[[], None]) -> Any:
+def _uvicorn_server(
+    app: Any,
+    proxy_headers: bool,
+    *,
+    dealt: socket.socket | None = None,
+    on_serving: Callable[[], None] = lambda: None,
+) -> Any:
+    """uvicorn's server for `app`. With `dealt`, it serves the connections the supervisor
+    hands over on that socket rather than accepting its own."""
+    import asyncio
+
     import uvicorn
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
-            if self.started:
-                on_serving()
+            if not self.started:
+                return
+            if dealt is not None:
+                self._adopting: set[asyncio.Task[None]] = set()
+                asyncio.get_running_loop().add_reader(dealt.fileno(), self._take_dealt)
+            on_serving()
+
+        def _take_dealt(self) -> None:
+            """Serve each connection waiting on `dealt`, as uvicorn serves one it accepted."""
+            assert dealt is not None
+            loop = asyncio.get_running_loop()
+            while True:
+                try:
+                    message, fds, _, _ = socket.recv_fds(dealt, 1, 1)
+                except BlockingIOError:
+                    return
+                if not message:  # the supervisor has gone: stop, as on SIGTERM
+                    loop.remove_reader(dealt.fileno())
+                    self.should_exit = True
+                    return
+                for fd in fds:
+                    task = loop.create_task(self._serve_connection(socket.socket(fileno=fd)))
+                    self._adopting.add(task)
+                    task.add_done_callback(self._adopting.discard)
+
+        def _protocol(self) -> asyncio.Protocol:
+            # As uvicorn makes one for each connection it accepts (Server.startup).
+            return self.config.http_protocol_class(  # type: ignore[call-arg]
+                config=self.config, server_state=self.server_state, app_state=self.lifespan.state
+            )
+
+        async def _serve_connection(self, connection: socket.socket) -> None:
+            try:
+                await asyncio.get_running_loop().connect_accepted_socket(self._protocol, connection)
+            except OSError:  # the browser has gone already
+                connection.close()
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            if dealt is not None:
+                asyncio.get_running_loop().remove_reader(dealt.fileno())
+            await super().shutdown(sockets)
 
     config = uvicorn.Config(
         app, log_level="warning", proxy_headers=proxy_headers, timeout_graceful_shutdown=25
@@ -96,34 +148,35 @@ def _interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _run(server: Any, sock: socket.socket) -> None:
+def _run(server: Any, sockets: list[socket.socket]) -> None:
     """Run uvicorn until Ctrl-C or SIGTERM, and return once it has shut down gracefully.
     (Afterwards uvicorn raises the signal it caught again, for whoever handled it before:
     here that is a KeyboardInterrupt for either, so what was opened is closed in order.)"""
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with suppress(KeyboardInterrupt):
-            server.run(sockets=[sock])
+            server.run(sockets=sockets)
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
 def serve_here(app: Any, address: Address, *, proxy_headers: bool) -> None:
     """Serve `app` from this process until Ctrl-C or SIGTERM. Raises PortInUseError."""
-    with bind(address, shared=False) as sock:
-        _run(_uvicorn_server(app, proxy_headers, lambda: None), sock)
+    with bind(address) as sock:
+        _run(_uvicorn_server(app, proxy_headers), [sock])
 
 
-SERVING = b"serving"  # what a worker tells the supervisor once it accepts connections
+SERVING = b"serving"  # what a worker tells the supervisor once it takes connections
+BACKLOG = 2048  # connections the kernel holds for the supervisor to deal (uvicorn's default)
 
 
 def _worker(
-    recipe: AppRecipe, address: Address, proxy_headers: bool, supervisor: Connection
+    recipe: AppRecipe, proxy_headers: bool, supervisor: Connection, dealt: socket.socket
 ) -> None:
-    """A worker process: its own socket on the shared port, its own app, until told to stop
-    by SIGTERM (SIGINT is blocked in it from the start: see Supervisor._start_one). When the
-    supervisor goes (killed outright, even), its end of the pipe closes and the worker stops
-    as if sent SIGTERM, finishing the requests in hand."""
+    """A worker process: its own app, serving the connections dealt to it, until told to
+    stop by SIGTERM (SIGINT is blocked in it from the start: see Supervisor._start_one).
+    When the supervisor goes (killed outright, even), its end of the pipe closes and the
+    worker stops as if sent SIGTERM, finishing the requests in hand."""
 
     def watch_supervisor() -> None:
         with suppress(EOFError):
@@ -131,25 +184,31 @@ def _worker(
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch_supervisor, name="supervisor-watch", daemon=True).start()
-    with bind(address, shared=True) as sock, recipe() as app:
-        server = _uvicorn_server(app, proxy_headers, lambda: supervisor.send_bytes(SERVING))
-        _run(server, sock)
+    dealt.setblocking(False)
+    with dealt, recipe() as app:
+        server = _uvicorn_server(
+            app, proxy_headers, dealt=dealt, on_serving=lambda: supervisor.send_bytes(SERVING)
+        )
+        _run(server, [])
 
 
 @dataclass
 class _Running:
     process: BaseProcess
     pipe: Connection  # the supervisor's end; closing it tells the worker to stop
+    deal: socket.socket  # the supervisor's end of the socket connections are handed over on
     started: float
     serving: bool = False
 
 
 class Supervisor:
-    """Starts `workers` worker processes on one port and keeps that many running.
+    """Starts `workers` worker processes, deals them the connections to one port, and keeps
+    that many running.
 
     A worker that dies before any worker has served means the portal cannot start (the
     database is down, a setting is wrong): the supervisor stops and says so. Once the portal
-    has served, a worker that dies is replaced, at most once a second per worker."""
+    has served, a worker that dies is replaced, at most once a second per worker. While no
+    worker serves, connections wait in the kernel's queue for the port."""
 
     RESTART_PAUSE = 1.0
 
@@ -164,12 +223,17 @@ class Supervisor:
         self._running: list[_Running] = []
         self._served = False
         self._stop = threading.Event()
+        # The sockets of the workers that serve, in dealing order; the dealer's to read.
+        self._dealing: list[socket.socket] = []
+        self._dealing_changed = threading.Condition()
+        self._turn = 0  # the dealer's: which of them gets the next connection
 
     def _start_one(self) -> _Running:
         ours, theirs = self._context.Pipe()
+        deal, dealt = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         process = self._context.Process(
             target=_worker,
-            args=(self._recipe, self._address, self._proxy_headers, theirs),
+            args=(self._recipe, self._proxy_headers, theirs, dealt),
             name="fairsub-web",
         )
         # Started with Ctrl-C held back (a blocked signal stays blocked across fork and
@@ -185,8 +249,12 @@ class Supervisor:
             process.start()
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-        theirs.close()
-        return _Running(process, ours, time.monotonic())
+            theirs.close()
+            dealt.close()
+        # A worker that stops reading (hung) fills its socket and is passed over, rather
+        # than holding up the connections meant for the others.
+        deal.setblocking(False)
+        return _Running(process, ours, deal, time.monotonic())
 
     def _on_signal(self, _signum: int, _frame: FrameType | None) -> None:
         self._stop.set()
@@ -194,20 +262,67 @@ class Supervisor:
     def run(self) -> int:
         """Serve until Ctrl-C or SIGTERM (exit code 0), or until the portal cannot start
         (exit code 1). Raises PortInUseError before starting anything if the port is taken."""
-        # Bound without SO_REUSEPORT, so it fails if anyone holds the port, even another
-        # fairsub whose workers would otherwise quietly share it with ours.
-        bind(self._address, shared=False).close()
+        listener = bind(self._address)
+        listener.listen(BACKLOG)
         previous = {
             signum: signal.signal(signum, self._on_signal)
             for signum in (signal.SIGINT, signal.SIGTERM)
         }
+        dealer = threading.Thread(target=self._deal, args=(listener,), name="dealer")
         try:
             self._running = [self._start_one() for _ in range(self._count)]
+            dealer.start()
             return self._watch()
         finally:
+            self._stop.set()
+            with self._dealing_changed:
+                self._dealing_changed.notify_all()
+            if dealer.is_alive():
+                dealer.join()
+            listener.close()  # new connections are refused from here on
             self._stop_all()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+
+    def _set_dealing(self) -> None:
+        with self._dealing_changed:
+            self._dealing = [r.deal for r in self._running if r.serving]
+            self._dealing_changed.notify_all()
+
+    def _deal(self, listener: socket.socket) -> None:
+        """Accept each connection and hand it to a worker."""
+        listener.settimeout(0.5)  # to see a stop in time
+        while not self._stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with connection:  # the worker has a copy of its own once handed over
+                if connection.family != socket.AF_UNIX:
+                    connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self._hand_over(connection)
+
+    def _hand_over(self, connection: socket.socket) -> None:
+        """To the next worker in turn that takes it. While none can (none serves yet, or the
+        only one is being replaced), the connection waits here, and those after it in the
+        kernel's queue; on stopping, it is closed unanswered."""
+        while not self._stop.is_set():
+            with self._dealing_changed:
+                workers = self._dealing
+                if not workers:
+                    self._dealing_changed.wait(0.5)
+                    continue
+            for offset in range(len(workers)):
+                worker = workers[(self._turn + offset) % len(workers)]
+                try:
+                    socket.send_fds(worker, [b"c"], [connection.fileno()])
+                except OSError:  # gone, or not reading (hung): the next one
+                    continue
+                self._turn = (self._turn + offset + 1) % len(workers)
+                return
+            with self._dealing_changed:
+                if self._dealing is workers:  # none took it: wait for the workers to change
+                    self._dealing_changed.wait(0.5)
 
     def _watch(self) -> int:
         while not self._stop.is_set():
@@ -219,10 +334,14 @@ class Supervisor:
                     with suppress(EOFError, OSError):
                         running.serving = running.pipe.recv_bytes() == SERVING
                         self._served = self._served or running.serving
+                        self._set_dealing()
             for index, running in enumerate(self._running):
                 if running.process.is_alive() or self._stop.is_set():
                     continue
+                running.serving = False
+                self._set_dealing()
                 running.pipe.close()
+                running.deal.close()
                 code = running.process.exitcode
                 if not self._served:
                     log.error("web_worker_failed_to_start", pid=running.process.pid, code=code)
@@ -244,12 +363,13 @@ class Supervisor:
                 running.process.kill()
                 running.process.join()
             running.pipe.close()
+            running.deal.close()
         self._running = []
 
 
-# Linux spreads connections over sockets sharing a port; elsewhere there is no such option,
-# or (macOS) the option exists and one socket gets every connection.
-CAN_SHARE_PORT = hasattr(socket, "SO_REUSEPORT") and sys.platform.startswith("linux")
+# Handing a connection to another process takes a Unix socket that carries descriptors:
+# every Unix has one, Windows has not.
+CAN_DEAL = hasattr(socket, "send_fds") and hasattr(socket, "AF_UNIX")
 
 
 def usable_cores() -> int:
@@ -257,5 +377,5 @@ def usable_cores() -> int:
 
 
 def default_workers() -> int:
-    """One worker per core this process may use, where the port can be shared."""
-    return usable_cores() if CAN_SHARE_PORT else 1
+    """One worker per core this process may use, where connections can be dealt."""
+    return usable_cores() if CAN_DEAL else 1

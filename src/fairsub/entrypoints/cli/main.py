@@ -124,7 +124,7 @@ def _port_taken(error: serving.PortInUseError) -> NoReturn:
 def _check_port_free(address: serving.Address) -> None:
     """Before the banner, so a taken port is the only thing said."""
     try:
-        serving.bind(address, shared=False).close()
+        serving.bind(address).close()
     except serving.PortInUseError as error:
         _port_taken(error)
 
@@ -153,8 +153,11 @@ def serve(
 ) -> None:
     """Run the web portal (and its email relay) until Ctrl-C. Run `fairsub worker` beside it."""
     address = serving.Address(host, port)
-    if workers > 1 and not serving.CAN_SHARE_PORT:
-        fail("--workers above 1 needs Linux, where workers can share a port; use --workers 1")
+    if workers > 1 and not serving.CAN_DEAL:
+        fail(
+            "--workers above 1 needs a Unix system, which can hand a connection to another "
+            "process; use --workers 1"
+        )
     with opened() as container:
         _check_port_free(address)
         plural = "process" if workers == 1 else "processes"
