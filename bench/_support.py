@@ -140,8 +140,8 @@ def children(pid: int) -> list[int]:
 
 
 def connections_held(pids: list[int], port: int) -> list[int]:
-    """How many established TCP connections to `port` each process holds: how the kernel
-    dealt the load generator's connections among the server's workers."""
+    """How many established TCP connections to `port` each process holds: how the load
+    generator's connections were dealt among the server's workers."""
     inodes: set[str] = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with suppress(OSError):

@@ -562,7 +562,7 @@ class CpuMeter:
 
 async def _pool_stats(address: Any, workers: int) -> dict[str, int]:
     """Connection counts summed over the server's workers. Each answers for itself, and the
-    kernel gives each new connection to one of them, so ask over new connections until every
+    supervisor deals each new connection to one of them, so ask over new connections until every
     worker has answered."""
     heard: dict[int, dict[str, int]] = {}
     for _ in range(50 * workers):
@@ -977,7 +977,7 @@ def print_report(report: DatabaseReport, args: argparse.Namespace) -> None:
     ]
     if spreads:
         console.print(
-            "  the clients' connections, per server worker (the kernel deals each new one): "
+            "  the clients' connections, per server worker (the supervisor deals each new one): "
             + "; ".join(spreads)
         )
     console.print(

@@ -2,7 +2,7 @@
 
 Started by portal.py in its own process, so the load generator never shares its GIL, and
 served exactly as `fairsub serve` serves (fairsub.entrypoints.serving): one process, or
---workers processes each with its own socket on the port:
+--workers processes dealt connections by a supervisor on the port:
 
     python bench/serve_app.py --port 8001 --workers 2
 
