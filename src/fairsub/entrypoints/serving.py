@@ -112,6 +112,8 @@ def _uvicorn_server(
                     message, fds, _, _ = socket.recv_fds(dealt, 1, 1)
                 except BlockingIOError:
                     return
+                except OSError:
+                    message = b""
                 if not message:  # the supervisor has gone: stop, as on SIGTERM
                     loop.remove_reader(dealt.fileno())
                     self.should_exit = True
