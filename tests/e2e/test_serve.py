@@ -14,6 +14,8 @@ import os
 import re
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import threading
 import time
@@ -277,6 +279,21 @@ def test_connections_opened_together_are_dealt_evenly(served: Served) -> None:
     finally:
         for client in clients:
             client.close()
+
+
+@pytest.mark.parametrize("workers", [2])
+def test_browsers_that_hang_up_at_once_do_not_stop_the_dealing(served: Served) -> None:
+    """Connections the browser resets the moment they open (an RST) are dealt like the
+    rest, and the worker finds them closed; everyone after them is still served."""
+    port = int(served.url.rsplit(":", 1)[1])
+    for _ in range(50):
+        with socket.create_connection(("127.0.0.1", port)) as rude:
+            rude.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with httpx.Client(base_url=served.url, timeout=10) as client:
+        for _ in range(10):
+            assert client.get("/login", headers={"Connection": "close"}).status_code == 200
+    assert served.process.poll() is None
+    assert "connection_dealer_stopped" not in served.log.read_text()
 
 
 @pytest.mark.parametrize("workers", [2])

@@ -229,6 +229,7 @@ class Supervisor:
         self._dealing: list[socket.socket] = []
         self._dealing_changed = threading.Condition()
         self._turn = 0  # the dealer's: which of them gets the next connection
+        self.failure: str | None = None  # why run() returned 1
 
     def _start_one(self) -> _Running:
         ours, theirs = self._context.Pipe()
@@ -274,7 +275,7 @@ class Supervisor:
         try:
             self._running = [self._start_one() for _ in range(self._count)]
             dealer.start()
-            return self._watch()
+            return self._watch(dealer)
         finally:
             self._stop.set()
             with self._dealing_changed:
@@ -299,8 +300,12 @@ class Supervisor:
                 connection, _ = listener.accept()
             except TimeoutError:
                 continue
+            except OSError as error:  # out of file descriptors, say: the rest wait meanwhile
+                log.warning("accept_failed", error=str(error))
+                self._stop.wait(0.1)
+                continue
             with connection:  # the worker has a copy of its own once handed over
-                if connection.family != socket.AF_UNIX:
+                with suppress(OSError):  # a browser that has gone already
                     connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 self._hand_over(connection)
 
@@ -326,8 +331,12 @@ class Supervisor:
                 if self._dealing is workers:  # none took it: wait for the workers to change
                     self._dealing_changed.wait(0.5)
 
-    def _watch(self) -> int:
+    def _watch(self, dealer: threading.Thread) -> int:
         while not self._stop.is_set():
+            if not dealer.is_alive():  # never expected: its error is in the log above
+                self.failure = "the supervisor stopped taking connections"
+                log.error("connection_dealer_stopped")
+                return 1
             watched: list[Any] = [r.process.sentinel for r in self._running]
             watched += [r.pipe for r in self._running if not r.serving]
             wait(watched, timeout=0.5)
@@ -346,6 +355,7 @@ class Supervisor:
                 running.deal.close()
                 code = running.process.exitcode
                 if not self._served:
+                    self.failure = "a web worker stopped while starting"
                     log.error("web_worker_failed_to_start", pid=running.process.pid, code=code)
                     return 1
                 log.warning("web_worker_replaced", pid=running.process.pid, code=code)

@@ -114,7 +114,7 @@ def _serve(
     except serving.PortInUseError as error:
         _port_taken(error)
     if code != 0:
-        fail("a web worker stopped while starting; its messages are above", code=code)
+        fail(f"{supervisor.failure}; the messages above say why", code=code)
 
 
 def _port_taken(error: serving.PortInUseError) -> NoReturn:
