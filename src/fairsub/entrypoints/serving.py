@@ -13,8 +13,9 @@ Letting the kernel choose instead was measured twice, and both times it dealt un
   in two tries of ten, and the other core idled.
 - a socket of its own per worker on the same port (SO_REUSEPORT): the kernel picks by a hash
   of each connection's address and port, which splits 16 connections 8/8 only one time in
-  five. With 10/6 or worse, the busier worker's queue set the turn-off's p99: 107-127 ms
-  over the benchmark's runs at those splits, against 76-90 ms at 8/8.
+  five, and the busier worker's queue sets the tail. In one hour's benchmark runs the
+  PostgreSQL turn-off's p99 was 107-127 ms at 10/6 or worse and 76-90 ms at 8/8; in ten
+  runs taken turn about with dealing, 96-143 ms against 82-121 ms.
 
 Any worker can answer any request because nothing in the portal lives in one process's
 memory: sessions and sign-in throttling are in the database, the test clock in a file, and
@@ -254,8 +255,8 @@ class Supervisor:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
             theirs.close()
             dealt.close()
-        # A worker that stops reading (hung) fills its socket and is passed over, rather
-        # than holding up the connections meant for the others.
+        # A worker that stops reading (hung) is passed over once its socket is full (a few
+        # hundred connections), rather than holding up those meant for the others.
         deal.setblocking(False)
         return _Running(process, ours, deal, time.monotonic())
 
