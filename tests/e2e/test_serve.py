@@ -297,6 +297,34 @@ def test_browsers_that_hang_up_at_once_do_not_stop_the_dealing(served: Served) -
 
 
 @pytest.mark.parametrize("workers", [2])
+def test_a_worker_that_stops_answering_is_dealt_no_more_connections(served: Served) -> None:
+    """A hung worker (stopped here with SIGSTOP) keeps the few connections it was handed
+    before the supervisor saw it fall behind; every connection after those goes to the
+    worker that answers, and the hung one is dealt to again once it catches up."""
+    (hung, answering) = served.workers()
+
+    def page(timeout: float) -> bool:
+        try:
+            answer = httpx.get(f"{served.url}/login", timeout=timeout)
+        except httpx.TimeoutException:
+            return False
+        return answer.status_code == 200
+
+    os.kill(hung, signal.SIGSTOP)
+    try:
+        with ThreadPoolExecutor(40) as pool:
+            served_first = sum(pool.map(lambda _: page(5), range(40)))
+        assert served_first >= 40 - serving_module.UNANSWERED_LIMIT
+        assert all(page(5) for _ in range(20))  # none of these goes to the hung worker
+    finally:
+        os.kill(hung, signal.SIGCONT)
+    before = cpu_seconds(hung)
+    assert all(page(10) for _ in range(40))
+    assert cpu_seconds(hung) > before  # dealt to again
+    assert answering in served.workers()
+
+
+@pytest.mark.parametrize("workers", [2])
 def test_one_turn_off_sent_to_both_workers_at_once_is_one_turn_off(
     served: Served, inbox: SmtpInbox, tmp_path: Path
 ) -> None:

@@ -123,6 +123,8 @@ def _uvicorn_server(
                     task = loop.create_task(self._serve_connection(socket.socket(fileno=fd)))
                     self._adopting.add(task)
                     task.add_done_callback(self._adopting.discard)
+                    with suppress(OSError):  # tell the supervisor: one more picked up
+                        dealt.send(PICKED_UP)
 
         def _protocol(self) -> asyncio.Protocol:
             # As uvicorn makes one for each connection it accepts (Server.startup).
@@ -171,6 +173,10 @@ def serve_here(app: Any, address: Address, *, proxy_headers: bool) -> None:
 
 SERVING = b"serving"  # what a worker tells the supervisor once it takes connections
 BACKLOG = 2048  # connections the kernel holds for the supervisor to deal (uvicorn's default)
+PICKED_UP = b"p"  # a worker's answer to each connection handed to it, once it has it
+# A worker that has not picked up this many of the connections handed to it is passed over
+# (it is hung, or busy for longer than a page should take) until it catches up.
+UNANSWERED_LIMIT = 16
 
 
 def _worker(
@@ -230,6 +236,7 @@ class Supervisor:
         self._dealing: list[socket.socket] = []
         self._dealing_changed = threading.Condition()
         self._turn = 0  # the dealer's: which of them gets the next connection
+        self._unanswered: dict[socket.socket, int] = {}  # the dealer's: handed, not picked up
         self.failure: str | None = None  # why run() returned 1
 
     def _start_one(self) -> _Running:
@@ -255,8 +262,6 @@ class Supervisor:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
             theirs.close()
             dealt.close()
-        # A worker that stops reading (hung) is passed over once its socket is full (a few
-        # hundred connections), rather than holding up those meant for the others.
         deal.setblocking(False)
         return _Running(process, ours, deal, time.monotonic())
 
@@ -311,26 +316,45 @@ class Supervisor:
                 self._hand_over(connection)
 
     def _hand_over(self, connection: socket.socket) -> None:
-        """To the next worker in turn that takes it. While none can (none serves yet, or the
-        only one is being replaced), the connection waits here, and those after it in the
-        kernel's queue; on stopping, it is closed unanswered."""
+        """To the next worker in turn that takes it and is not behind (UNANSWERED_LIMIT).
+        While none can (none serves yet, the only one is being replaced, all are behind),
+        the connection waits here, and those after it in the kernel's queue; on stopping,
+        it is closed unanswered."""
         while not self._stop.is_set():
             with self._dealing_changed:
                 workers = self._dealing
                 if not workers:
                     self._dealing_changed.wait(0.5)
                     continue
+            if any(worker not in workers for worker in self._unanswered):  # replaced ones
+                self._unanswered = {w: n for w, n in self._unanswered.items() if w in workers}
             for offset in range(len(workers)):
                 worker = workers[(self._turn + offset) % len(workers)]
+                if self._unanswered_by(worker) >= UNANSWERED_LIMIT:
+                    continue
                 try:
                     socket.send_fds(worker, [b"c"], [connection.fileno()])
-                except OSError:  # gone, or not reading (hung): the next one
+                except OSError:  # gone: the next one
                     continue
+                self._unanswered[worker] = self._unanswered.get(worker, 0) + 1
                 self._turn = (self._turn + offset + 1) % len(workers)
                 return
-            with self._dealing_changed:
-                if self._dealing is workers:  # none took it: wait for the workers to change
-                    self._dealing_changed.wait(0.5)
+            with self._dealing_changed:  # none took it: wait for a change, then try again
+                self._dealing_changed.wait(0.1)
+
+    def _unanswered_by(self, worker: socket.socket) -> int:
+        """How many connections handed to `worker` it has not picked up yet."""
+        while True:
+            try:
+                answers = worker.recv(4096)
+            except BlockingIOError:
+                break
+            except OSError:
+                answers = b""
+            if not answers:  # gone
+                return UNANSWERED_LIMIT
+            self._unanswered[worker] = self._unanswered.get(worker, 0) - len(answers)
+        return self._unanswered.get(worker, 0)
 
     def _watch(self, dealer: threading.Thread) -> int:
         while not self._stop.is_set():
