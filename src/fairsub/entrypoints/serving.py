@@ -5,7 +5,8 @@ many the machine has. `fairsub serve --workers N` runs N copies of the portal be
 same address and port. The Supervisor owns the one listening socket and deals each new
 connection to the workers in turn, handing over the connected socket itself (SCM_RIGHTS
 over a Unix socket pair); the worker serves it as if it had accepted it. Every worker ends
-up with its share of the connections, and so of the work.
+up with its share of the connections, and so of the work. Each worker answers every
+connection it picks up, and one that falls behind (hung) is passed over until it catches up.
 
 Letting the kernel choose instead was measured twice, and both times it dealt unevenly:
 - one socket shared by every worker (uvicorn's --workers): whichever wakes first accepts all
