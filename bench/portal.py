@@ -94,7 +94,7 @@ from fairsub.adapters.db import tables as t
 from fairsub.adapters.passwords import Argon2Hasher
 from fairsub.bootstrap import Container, bootstrap
 from fairsub.domain.periods import Period
-from fairsub.entrypoints import serving
+from fairsub.entrypoints import supervisor
 from fairsub.entrypoints.web.security import CookiePolicy, csrf_token
 from fairsub.services import accounts as account_service
 from fairsub.services import audit as audit_service
@@ -1100,7 +1100,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--server-workers",
         type=int,
-        default=serving.default_workers(),
+        default=supervisor.default_workers(),
         help="processes serving the portal, as `fairsub serve --workers` (whose default is "
         "also one per usable core)",
     )

@@ -1,8 +1,8 @@
 """The server under test for bench/portal.py: the real portal plus two bench-only endpoints.
 
 Started by portal.py in its own process, so the load generator never shares its GIL, and
-served exactly as `fairsub serve` serves (fairsub.entrypoints.serving): one process, or
---workers processes dealt connections by a supervisor on the port:
+served exactly as `fairsub serve` serves: one process (fairsub.entrypoints.serving), or
+--workers processes dealt connections by a supervisor on the port (.supervisor):
 
     python bench/serve_app.py --port 8001 --workers 2
 
@@ -35,7 +35,7 @@ from sqlalchemy import Engine, event, select
 from fairsub.adapters.db.tables import accounts
 from fairsub.bootstrap import bootstrap
 from fairsub.config import Settings
-from fairsub.entrypoints import serving
+from fairsub.entrypoints import serving, supervisor
 from fairsub.entrypoints.relay_process import Relay
 from fairsub.entrypoints.web.app import create_app
 
@@ -119,10 +119,10 @@ def main() -> None:
         with bench_app() as app:
             serving.serve_here(app, address, proxy_headers=False)
     else:
-        supervisor = serving.Supervisor(
+        workers = supervisor.Supervisor(
             bench_app, address, workers=args.workers, proxy_headers=False
         )
-        sys.exit(supervisor.run())
+        sys.exit(workers.run())
 
 
 if __name__ == "__main__":

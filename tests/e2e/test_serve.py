@@ -1,7 +1,7 @@
 """`fairsub serve` as an operator runs it: real server processes and their email relays.
 
 With --workers N the portal runs in N worker processes on one port (see
-entrypoints/serving.py); each starts its own relay, which runs in a process of its own (so
+entrypoints/supervisor.py); each starts its own relay, which runs in a process of its own (so
 rendering email never holds a web process's interpreter lock) and is woken by every commit
 that queues an email. These tests start the command, turn auto-renew off over HTTP, read the
 confirmation at a real SMTP server, sign in on one worker and carry on with another, and
@@ -32,6 +32,7 @@ from sqlalchemy import create_engine, text
 
 from fairsub.adapters.db.tables import cancellations, outbox
 from fairsub.entrypoints import serving as serving_module
+from fairsub.entrypoints import supervisor as supervisor_module
 from fairsub.services.demo import DEMO_EMAIL, DEMO_PASSWORD
 from tests.conftest import free_port
 from tests.e2e.conftest import SmtpInbox
@@ -314,7 +315,7 @@ def test_a_worker_that_stops_answering_is_dealt_no_more_connections(served: Serv
     try:
         with ThreadPoolExecutor(40) as pool:
             served_first = sum(pool.map(lambda _: page(5), range(40)))
-        assert served_first >= 40 - serving_module.UNANSWERED_LIMIT
+        assert served_first >= 40 - supervisor_module.UNANSWERED_LIMIT
         assert all(page(5) for _ in range(20))  # none of these goes to the hung worker
     finally:
         os.kill(hung, signal.SIGCONT)
@@ -403,7 +404,7 @@ def portal_that_cannot_start() -> Iterator[Any]:
 def test_the_supervisor_stops_when_its_workers_cannot_start() -> None:
     """Rather than starting them again and again: nothing has served yet, so nothing will."""
     address = serving_module.Address("127.0.0.1", free_port())
-    supervisor = serving_module.Supervisor(
+    supervisor = supervisor_module.Supervisor(
         portal_that_cannot_start, address, workers=2, proxy_headers=False
     )
     begun = time.monotonic()
@@ -423,7 +424,7 @@ def test_workers_need_a_system_that_can_hand_them_connections(
 
     from fairsub.entrypoints.cli.main import app
 
-    monkeypatch.setattr(serving_module, "CAN_DEAL", False)
+    monkeypatch.setattr(supervisor_module, "CAN_DEAL", False)
     monkeypatch.setenv("FAIRSUB_DATA_DIR", str(tmp_path / "var"))
     result = CliRunner().invoke(app, ["serve", "--workers", "2", "--port", str(free_port())])
     assert result.exit_code == 2

@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from fairsub.bootstrap import Container
 from fairsub.config import ClockName
 from fairsub.entrypoints import serving
+from fairsub.entrypoints import supervisor as supervisor_module
 from fairsub.entrypoints.cli import billing, catalog, clock, policy
 from fairsub.entrypoints.cli import cases as cases_cli
 from fairsub.entrypoints.cli.common import err, fail, opened, out
@@ -107,7 +108,7 @@ def _serve(
         else:
             # Each worker process wires its own container from the same FAIRSUB_* settings.
             recipe = partial(portal_from_environment, relay)
-            supervisor = serving.Supervisor(
+            supervisor = supervisor_module.Supervisor(
                 recipe, address, workers=workers, proxy_headers=proxy_headers
             )
             code = supervisor.run()
@@ -141,7 +142,7 @@ def serve(
             min=1,
             show_default=False,
         ),
-    ] = serving.default_workers(),
+    ] = supervisor_module.default_workers(),
     relay: Annotated[
         bool,
         typer.Option(
@@ -153,7 +154,7 @@ def serve(
 ) -> None:
     """Run the web portal (and its email relay) until Ctrl-C. Run `fairsub worker` beside it."""
     address = serving.Address(host, port)
-    if workers > 1 and not serving.CAN_DEAL:
+    if workers > 1 and not supervisor_module.CAN_DEAL:
         fail(
             "--workers above 1 needs a Unix system, which can hand a connection to another "
             "process; use --workers 1"

@@ -158,7 +158,7 @@ def create_app(
 @contextmanager
 def portal_from_environment(relay: Relay) -> Iterator[FastAPI]:
     """The portal wired from FAIRSUB_* settings, for a worker process of `fairsub serve
-    --workers N` (see entrypoints/serving.py); its container is closed when it stops."""
+    --workers N` (see entrypoints/supervisor.py); its container is closed when it stops."""
     container = bootstrap(Settings())
     try:
         yield create_app(container, relay=relay)
