@@ -99,19 +99,18 @@ def _serve(
 
     catalog_service.store(container.uows(), container.clock, container.catalog())
     proxy_headers = container.settings.trust_proxy_headers
-    code = 0
     try:
         if workers == 1:
             worker = Worker(container, interval=10.0) if with_worker else None
             application = create_app(container, relay=relay, worker=worker)
             serving.serve_here(application, address, proxy_headers=proxy_headers)
-        else:
-            # Each worker process wires its own container from the same FAIRSUB_* settings.
-            recipe = partial(portal_from_environment, relay)
-            supervisor = supervisor_module.Supervisor(
-                recipe, address, workers=workers, proxy_headers=proxy_headers
-            )
-            code = supervisor.run()
+            return
+        # Each worker process wires its own container from the same FAIRSUB_* settings.
+        recipe = partial(portal_from_environment, relay)
+        supervisor = supervisor_module.Supervisor(
+            recipe, address, workers=workers, proxy_headers=proxy_headers
+        )
+        code = supervisor.run()
     except serving.PortInUseError as error:
         _port_taken(error)
     if code != 0:
