@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 import pytest
-from bench._support import connections_held
+from bench._support import children, connections_held, cpu_seconds
 from sqlalchemy import create_engine, text
 
 from fairsub.adapters.db.tables import cancellations, outbox
@@ -42,15 +42,6 @@ from tests.e2e.test_cli import FAIRSUB, run, table_count
 REFERENCE = re.compile(r"FS-[0-9A-Z]{4}-[0-9A-Z]{4}")
 RELAY_MODULE = "fairsub.entrypoints.relay_process"
 WORKER_MARK = "multiprocessing.spawn"  # how a worker process of the supervisor is started
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    try:
-        return [int(child) for child in path.read_text().split()]
-    except FileNotFoundError:
-        return []
 
 
 def descendants(pid: int) -> list[int]:
@@ -74,11 +65,6 @@ def alive(pid: int) -> bool:
         return stat(pid)[0] != "Z"
     except FileNotFoundError:
         return False
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = stat(pid)
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 class Served:
