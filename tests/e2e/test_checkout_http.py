@@ -155,6 +155,19 @@ def test_a_bad_card_number_shows_the_form_again_and_charges_nothing(shop) -> Non
     assert count(container, subscriptions) == before and count(container, consents) == 0
 
 
+@pytest.mark.parametrize("chosen", ["\u00b2", "9" * 30, "-1", " 1"])
+def test_a_card_choice_that_is_no_card_id_means_the_card_typed_in(shop, chosen: str) -> None:  # type: ignore[no-untyped-def]
+    # "²".isdigit() is True and int() of 30 nines does not fit the database: neither may
+    # reach it. Not one of the customer's cards, so the card typed in pays.
+    client, _, _, bank = shop
+    sign_in(client, SAM)
+    response = client.post(
+        "/checkout", data=order_form(client, "antivirus-annual", payment_method=chosen)
+    )
+    assert response.status_code == 303, response.text
+    assert [ok for _, ok in charges(bank)] == [True]
+
+
 def test_a_declined_card_shows_the_form_again_and_nothing_is_bought(shop) -> None:  # type: ignore[no-untyped-def]
     client, container, _, bank = shop
     sign_in(client, SAM)

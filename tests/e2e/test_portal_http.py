@@ -216,6 +216,14 @@ def test_someone_elses_reference_is_404(portal) -> None:  # type: ignore[no-unty
         "/account/subscriptions/not-a-number",
         "/account/cancellations/FS-0000-0000",
         "/account/cancellations/garbage",
+        # Beyond a 64-bit id: names nothing, and must not reach the database (OverflowError).
+        "/account/subscriptions/9223372036854775808",
+        "/account/subscriptions/9223372036854775808/turn-off",
+        "/account/subscriptions/9223372036854775808/cancel-now",
+        "/account/billing/charges/9223372036854775808/question",
+        "/account/billing/receipts/9223372036854775808",
+        "/checkout/done/9223372036854775808",
+        "/account/subscriptions/0",
     ],
 )
 def test_unknown_or_malformed_ids_get_a_clear_page_not_a_trace(portal, path: str) -> None:  # type: ignore[no-untyped-def]
@@ -224,6 +232,47 @@ def test_unknown_or_malformed_ids_get_a_clear_page_not_a_trace(portal, path: str
     response = client.get(path)
     assert response.status_code == 404
     assert "Traceback" not in response.text and "<form" in response.text  # the page, with nav
+
+
+def test_posting_to_an_id_beyond_64_bits_is_404_and_changes_nothing(portal) -> None:  # type: ignore[no-untyped-def]
+    client, container, data = portal
+    sign_in(client)
+    token = csrf(client, f"/account/subscriptions/{data.annual.id}/turn-off")
+    before = count(container, cancellations)
+    for action in ("turn-off", "turn-on"):
+        path = f"/account/subscriptions/{2**64}/{action}"
+        assert client.post(path, data={"csrf_token": token}).status_code == 404
+    assert count(container, cancellations) == before
+
+
+def test_head_is_answered_wherever_get_is_and_405_names_what_is_allowed(portal) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = portal
+    sign_in(client)
+    for path in ("/account", "/account/billing", "/contact"):
+        got, head = client.get(path), client.head(path)
+        assert head.status_code == got.status_code == 200, path
+        assert head.content == b""
+        assert head.headers["content-type"] == got.headers["content-type"]
+    refused = client.put("/login")
+    assert refused.status_code == 405
+    assert "GET" in refused.headers["allow"]  # (Starlette names the first route's methods)
+
+
+def test_a_body_larger_than_any_form_sends_is_refused_unread(portal) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = portal
+    token = csrf(client, "/contact")
+    huge = {"csrf_token": token, "value": "x" * (300 * 1024)}
+    response = client.post("/contact", data=huge)
+    assert response.status_code == 413
+    assert "Nothing was changed" in response.text and "Traceback" not in response.text
+
+
+@pytest.mark.parametrize("path", ["/login", "/contact", "/plans", "/terms", "/account"])
+def test_no_page_is_kept_by_browsers_or_proxies(portal, path: str) -> None:  # type: ignore[no-untyped-def]
+    # Every page's header says who is signed in, and every form carries a token.
+    client, _, _ = portal
+    sign_in(client)
+    assert client.get(path).headers["cache-control"] == "no-store"
 
 
 def test_reseller_subscription_shows_where_to_cancel_instead_of_a_button(portal) -> None:  # type: ignore[no-untyped-def]

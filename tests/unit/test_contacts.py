@@ -95,6 +95,21 @@ def test_c30_a_non_numeric_port_is_not_ours() -> None:
     assert check_contact("https://larkspur.example:evil.com/x", channels()).official is False
 
 
+@pytest.mark.parametrize(
+    "text", ["https://[larkspur.example/", "[larkspur.example", "https://larkspur.example]/"]
+)
+def test_c30_a_broken_ipv6_bracket_is_not_ours(text: str) -> None:
+    verdict = check_contact(text, channels())
+    assert (verdict.kind, verdict.official) == (ContactKind.LINK, False)
+
+
+@given(st.text(max_size=200))
+def test_c30_any_text_gets_a_verdict(text: str) -> None:
+    # The check is public and takes anything typed: it answers, it never fails.
+    verdict = check_contact(text, channels())
+    assert verdict.official in (True, False)
+
+
 @st.composite
 def phone_numbers(draw: st.DrawFn) -> str:
     """Five to fifteen digits, written the ways people write phone numbers."""

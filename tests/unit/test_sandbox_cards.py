@@ -64,3 +64,25 @@ def test_amex_wants_four_cvc_digits_and_others_three() -> None:
 def test_an_expiry_decades_away_is_taken_for_a_typo() -> None:
     with pytest.raises(InvalidInput, match="too far"):
         check_card(CardDetails("4242424242424242", 1, 2099, "123"), NOW)
+
+
+FULL_WIDTH = str.maketrans("0123456789", "".join(chr(0xFF10 + d) for d in range(10)))
+ARABIC_INDIC = str.maketrans("0123456789", "".join(chr(0x0660 + d) for d in range(10)))
+
+
+def test_full_width_digits_are_read_as_the_digits_they_are() -> None:
+    # Typed with a Japanese input method still on: the same card, kept in ASCII.
+    typed = CardDetails(
+        "4242 4242 4242 4242".translate(FULL_WIDTH), 3, 2028, "123".translate(FULL_WIDTH)
+    )
+    checked = check_card(typed, NOW)
+    assert (checked.number, checked.last4) == ("4242424242424242", "4242")
+
+
+@pytest.mark.parametrize(
+    "number",
+    ["4242424242424242".translate(ARABIC_INDIC), "4242 4242 4242 424x", "4242\x004242424242424"],
+)
+def test_characters_that_are_not_card_digits_are_refused(number: str) -> None:
+    with pytest.raises(InvalidInput, match="12 to 19 digits"):
+        check_card(CardDetails(number, 3, 2028, "123"), NOW)

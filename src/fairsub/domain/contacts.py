@@ -57,9 +57,11 @@ def check_contact(text: str, channels: OfficialChannels) -> ContactVerdict:
         # Browsers read a backslash as a slash: https://evil.example\.ours.example is evil.
         return ContactVerdict(ContactKind.LINK, value, official=False)
     url = value if "://" in value else "https://" + value
-    parts = urlsplit(url)
     try:
-        parts.port  # noqa: B018 - raises on a non-numeric port such as ours.example:evil.com
+        # Both raise ValueError on what no browser would open as one of ours: a broken
+        # IPv6 bracket ("https://[ours.example/"), a non-numeric port ("ours.example:evil.com").
+        parts = urlsplit(url)
+        parts.port  # noqa: B018
     except ValueError:
         return ContactVerdict(ContactKind.LINK, value, official=False)
     origin = f"{parts.scheme}://{parts.netloc}".lower()

@@ -103,7 +103,11 @@ def uvicorn_server(
             await super().shutdown(sockets)
 
     config = uvicorn.Config(
-        app, log_level="warning", proxy_headers=proxy_headers, timeout_graceful_shutdown=25
+        app,
+        log_level="warning",
+        proxy_headers=proxy_headers,
+        timeout_graceful_shutdown=25,
+        server_header=False,  # no need to tell everyone which server software answers
     )
     return Server(config)
 

@@ -6,6 +6,7 @@ typing mistakes with the same customer-facing messages.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -51,8 +52,10 @@ def brand_of(digits: str) -> str:
 
 def check_card(card: CardDetails, now: datetime) -> CheckedCard:
     """The card's digits, brand and expiry, or InvalidInput saying what to correct."""
-    digits = card.number.replace(" ", "").replace("-", "")
-    if not digits.isdigit() or not 12 <= len(digits) <= 19:
+    # Full-width digits (typed with a Japanese or Chinese input method on) are the same
+    # digits: NFKC makes them ASCII. Any other character is not part of a card number.
+    digits = unicodedata.normalize("NFKC", card.number).replace(" ", "").replace("-", "")
+    if not (digits.isascii() and digits.isdigit()) or not 12 <= len(digits) <= 19:
         raise InvalidInput("Enter the card number as printed on the card: 12 to 19 digits.")
     if not luhn_valid(digits):
         raise InvalidInput("That card number is not valid. Please check it and try again.")
@@ -65,7 +68,8 @@ def check_card(card: CardDetails, now: datetime) -> CheckedCard:
     if year > now.year + MAX_YEARS_AHEAD:
         raise InvalidInput("Please check the expiry year: it is too far in the future.")
     cvc_length = 4 if brand == "Amex" else 3
-    if not (card.cvc.isdigit() and len(card.cvc) == cvc_length):
+    cvc = unicodedata.normalize("NFKC", card.cvc)
+    if not (cvc.isascii() and cvc.isdigit() and len(cvc) == cvc_length):
         where = "on the front of the card" if brand == "Amex" else "on the back of the card"
         raise InvalidInput(f"The security code is the {cvc_length} digits {where}.")
     return CheckedCard(

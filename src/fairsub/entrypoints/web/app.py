@@ -35,7 +35,7 @@ from fairsub.entrypoints.web.routes import cases as case_routes
 from fairsub.entrypoints.web.routes import checkout as checkout_routes
 from fairsub.entrypoints.web.routes import payment_methods as payment_method_routes
 from fairsub.entrypoints.web.routes import withdrawal as withdrawal_routes
-from fairsub.entrypoints.web.security import CookiePolicy
+from fairsub.entrypoints.web.security import SECURITY_HEADERS, CookiePolicy
 from fairsub.entrypoints.web.threads import DbThreads
 from fairsub.entrypoints.worker import Worker
 
@@ -118,13 +118,15 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         message = "There is no such page." if error.status_code == 404 else str(error.detail)
-        return render(
+        page = render(
             request,
             "error.html",
             error.status_code,
             message=message,
             account=getattr(request.state, "account", None),
         )
+        page.headers.update(error.headers or {})  # 405's Allow, say
+        return page
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> Response:
@@ -137,6 +139,8 @@ def create_app(
             '<a href="/vertrag-widerrufen" lang="de">Vertrag widerrufen</a> · '
             '<a href="/vertraege-kuendigen" lang="de">Verträge hier kündigen</a></p>',
             status_code=500,
+            # Starlette answers this outside every middleware: the headers come from here.
+            headers={**SECURITY_HEADERS, "Cache-Control": "no-store"},
         )
 
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")

@@ -15,13 +15,27 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Form, Request
+from fastapi import Depends, Form, Path, Request
 
 from fairsub.bootstrap import Container
 from fairsub.domain.accounts import Account
 from fairsub.entrypoints.web.pages import container
 from fairsub.entrypoints.web.security import check_csrf
 from fairsub.services import accounts
+
+# Ids are 64-bit in both databases. An id in a path beyond that names nothing (404, like
+# "/subscriptions/abc"); handed to the database, it would not fit the column (a 500).
+MAX_ID = 2**63 - 1
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+def parse_id(text: str) -> int | None:
+    """An id from a form field: ASCII digits within MAX_ID, else None. ("²".isdigit() is
+    True, and int("٣") is 3: neither is an id anyone was shown.)"""
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    value = int(text)
+    return value if 1 <= value <= MAX_ID else None
 
 
 class SignInRequiredError(Exception):

@@ -12,6 +12,7 @@ from fairsub.entrypoints.web.deps import (
     ContainerDep,
     CsrfChecked,
     CurrentCustomer,
+    Id,
     SessionToken,
     signed_in,
 )
@@ -41,7 +42,7 @@ def subscription_page(
     request: Request,
     app: ContainerDep,
     customer: CurrentCustomer,
-    subscription_id: int,
+    subscription_id: Id,
     done: str | None = None,
 ) -> Response:
     subscription, cancellation = subscriptions.get_subscription(
@@ -64,7 +65,7 @@ def subscription_page(
 
 @router.get("/subscriptions/{subscription_id}/turn-off")
 def confirm_turn_off(
-    request: Request, app: ContainerDep, customer: CurrentCustomer, subscription_id: int
+    request: Request, app: ContainerDep, customer: CurrentCustomer, subscription_id: Id
 ) -> Response:
     subscription, cancellation = subscriptions.get_subscription(
         app.uows(), customer.id, subscription_id
@@ -76,7 +77,7 @@ def confirm_turn_off(
 
 @router.post("/subscriptions/{subscription_id}/turn-off", dependencies=[CsrfChecked])
 async def turn_off(
-    request: Request, app: ContainerDep, session: SessionToken, subscription_id: int
+    request: Request, app: ContainerDep, session: SessionToken, subscription_id: Id
 ) -> Response:
     def change() -> Cancellation:
         customer = signed_in(request, app, session)
@@ -96,7 +97,7 @@ async def turn_off(
 
 @router.post("/subscriptions/{subscription_id}/turn-on", dependencies=[CsrfChecked])
 async def turn_on(
-    request: Request, app: ContainerDep, session: SessionToken, subscription_id: int
+    request: Request, app: ContainerDep, session: SessionToken, subscription_id: Id
 ) -> Response:
     def change() -> None:
         customer = signed_in(request, app, session)

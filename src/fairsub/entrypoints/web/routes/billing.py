@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from fairsub.entrypoints.web.deps import ContainerDep, CurrentCustomer
+from fairsub.entrypoints.web.deps import ContainerDep, CurrentCustomer, Id
 from fairsub.entrypoints.web.pages import render
 from fairsub.services import case_views, statements
 
@@ -21,7 +21,7 @@ def statement_page(request: Request, app: ContainerDep, customer: CurrentCustome
 # Before /receipts/{number}, which would otherwise take "12.txt" as its number.
 @router.get("/receipts/{number}.txt")
 def receipt_text(
-    request: Request, app: ContainerDep, customer: CurrentCustomer, number: int
+    request: Request, app: ContainerDep, customer: CurrentCustomer, number: Id
 ) -> Response:
     """The receipt as a file the customer can keep, with no JavaScript needed."""
     found = statements.receipt(app.uows(), customer.id, number, arrival=app.refund_policy().arrival)
@@ -35,7 +35,7 @@ def receipt_text(
 
 @router.get("/receipts/{number}")
 def receipt_page(
-    request: Request, app: ContainerDep, customer: CurrentCustomer, number: int
+    request: Request, app: ContainerDep, customer: CurrentCustomer, number: Id
 ) -> Response:
     found = statements.receipt(app.uows(), customer.id, number, arrival=app.refund_policy().arrival)
     return render(request, "receipt.html", account=customer, receipt=found)

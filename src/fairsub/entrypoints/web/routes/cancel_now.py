@@ -15,7 +15,7 @@ from fastapi.responses import RedirectResponse
 
 from fairsub.domain.errors import InvalidInput, NotAllowed
 from fairsub.domain.money import Money
-from fairsub.entrypoints.web.deps import ContainerDep, CsrfChecked, CurrentCustomer
+from fairsub.entrypoints.web.deps import ContainerDep, CsrfChecked, CurrentCustomer, Id
 from fairsub.entrypoints.web.pages import render
 from fairsub.services import cancel_refund
 
@@ -26,7 +26,7 @@ def _confirm_page(
     request: Request,
     app: ContainerDep,
     customer: CurrentCustomer,
-    subscription_id: int,
+    subscription_id: Id,
     *,
     message: str | None = None,
     status: int = 200,
@@ -50,7 +50,7 @@ def _confirm_page(
 
 @router.get("/{subscription_id}/cancel-now")
 def confirm_cancel_now(
-    request: Request, app: ContainerDep, customer: CurrentCustomer, subscription_id: int
+    request: Request, app: ContainerDep, customer: CurrentCustomer, subscription_id: Id
 ) -> Response:
     return _confirm_page(request, app, customer, subscription_id)
 
@@ -60,7 +60,7 @@ def cancel_now(
     request: Request,
     app: ContainerDep,
     customer: CurrentCustomer,
-    subscription_id: int,
+    subscription_id: Id,
     shown_minor: Annotated[int, Form()],
     shown_currency: Annotated[str, Form(max_length=3)],
 ) -> Response:

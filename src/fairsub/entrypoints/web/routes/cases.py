@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse
 
 from fairsub.domain.charge_cases import REASON_WORDS
 from fairsub.domain.errors import InvalidInput
-from fairsub.entrypoints.web.deps import ContainerDep, CsrfChecked, CurrentCustomer
+from fairsub.entrypoints.web.deps import ContainerDep, CsrfChecked, CurrentCustomer, Id
 from fairsub.entrypoints.web.pages import render
 from fairsub.services import case_views, cases
 
@@ -24,7 +24,7 @@ def _form(
     request: Request,
     app: ContainerDep,
     customer: CurrentCustomer,
-    attempt_id: int,
+    attempt_id: Id,
     *,
     status: int = 200,
     error: str | None = None,
@@ -46,7 +46,7 @@ def _form(
 
 @router.get("/charges/{attempt_id}/question")
 def question_form(
-    request: Request, app: ContainerDep, customer: CurrentCustomer, attempt_id: int
+    request: Request, app: ContainerDep, customer: CurrentCustomer, attempt_id: Id
 ) -> Response:
     return _form(request, app, customer, attempt_id)
 
@@ -56,7 +56,7 @@ def ask(
     request: Request,
     app: ContainerDep,
     customer: CurrentCustomer,
-    attempt_id: int,
+    attempt_id: Id,
     reason: Reason = "",
     note: Note = "",
 ) -> Response:

@@ -21,7 +21,9 @@ from fairsub.entrypoints.web.deps import (
     ContainerDep,
     CsrfChecked,
     CurrentCustomer,
+    Id,
     OptionalCustomer,
+    parse_id,
 )
 from fairsub.entrypoints.web.pages import Formatter, render
 from fairsub.entrypoints.web.routes.payment_methods import CardNumber, Cvc, Expiry, parse_card
@@ -187,7 +189,7 @@ def place_order(
             terms_version=terms_version,
             price_shown=_price_shown(price_minor, currency),
             card=parse_card(card_number, expiry, cvc) if card_number.strip() else None,
-            payment_method_id=int(payment_method) if payment_method.isdigit() else None,
+            payment_method_id=parse_id(payment_method),
             immediate_start=immediate_start == "yes",
             withdrawal_right_waived=withdrawal_right_waived == "yes",
         )
@@ -225,7 +227,7 @@ def place_order(
 
 @router.get("/checkout/done/{subscription_id}")
 def confirmation(
-    request: Request, app: ContainerDep, customer: CurrentCustomer, subscription_id: int
+    request: Request, app: ContainerDep, customer: CurrentCustomer, subscription_id: Id
 ) -> Response:
     found = checkout.receipt(app.uows(), customer.id, subscription_id)
     return render(request, "checkout_done.html", account=customer, order=found)
