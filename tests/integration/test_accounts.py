@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -10,8 +12,9 @@ import pytest
 from fairsub.adapters.passwords import Argon2Hasher
 from fairsub.bootstrap import Container
 from fairsub.domain.errors import AuthenticationFailed, InvalidInput, TokenInvalid, TooManyAttempts
-from fairsub.services import accounts
+from fairsub.services import accounts, subscriptions
 from fairsub.services.demo import DEMO_EMAIL, DEMO_PASSWORD
+from fairsub.services.ports import PasswordHasher
 from tests.builders import seeded
 from tests.fakes import FakeClock, FakeMailer
 
@@ -185,6 +188,98 @@ def test_new_password_must_be_long_enough(container: Container, mailer: FakeMail
         accounts.reset_password(
             container.uows(), container.clock, container.hasher, token=token, new_password="short"
         )
+
+
+class SlowHasher:
+    """Holds every verify until let go: a password hash that takes as long as a test likes."""
+
+    def __init__(self, real: PasswordHasher) -> None:
+        self.real = real
+        self.checking = threading.Event()
+        self.go_on = threading.Event()
+
+    def hash(self, password: str) -> str:
+        return self.real.hash(password)
+
+    def needs_rehash(self, stored: str) -> bool:
+        return self.real.needs_rehash(stored)
+
+    def verify(self, stored: str, password: str) -> bool:
+        self.checking.set()
+        assert self.go_on.wait(10)
+        return self.real.verify(stored, password)
+
+
+@pytest.mark.parametrize("password", [DEMO_PASSWORD, "a-wrong-guess"])
+def test_checking_a_password_holds_up_no_one_elses_change(
+    container: Container, password: str
+) -> None:
+    # On SQLite one write happens at a time: a sign-in that checked the password (argon2,
+    # tens of milliseconds) inside its write let a few wrong guesses a second stall every
+    # customer's turn-off. The check runs outside any transaction.
+    data = seeded(container)
+    hasher = SlowHasher(container.hasher)
+    with ThreadPoolExecutor(2) as pool:
+        signing_in = pool.submit(
+            accounts.sign_in,
+            container.uows(),
+            container.clock,
+            hasher,
+            email=DEMO_EMAIL,
+            password=password,
+            address="198.51.100.9",
+            user_agent="pytest",
+        )
+        assert hasher.checking.wait(10)
+        turning_off = pool.submit(
+            subscriptions.turn_off_auto_renew,
+            container.uows(),
+            container.clock,
+            account=data.alex,
+            subscription_id=data.monthly.id,
+            actor=f"customer:{data.alex.id}",
+            channel="portal",
+        )
+        try:
+            assert turning_off.result(timeout=5).reference.startswith("FS-")
+        finally:
+            hasher.go_on.set()
+        if password == DEMO_PASSWORD:
+            assert signing_in.result(10).account == data.alex
+        else:
+            with pytest.raises(AuthenticationFailed):
+                signing_in.result(10)
+
+
+def test_concurrent_wrong_guesses_each_count_towards_the_limit(container: Container) -> None:
+    seeded(container)
+    guesses = accounts.MAX_FAILURES_PER_EMAIL + 3
+    with ThreadPoolExecutor(guesses) as pool:
+        outcomes = list(
+            pool.map(
+                lambda _: _outcome(lambda: sign_in(container, password="wrong-guess")),
+                range(guesses),
+            )
+        )
+    assert outcomes.count("AuthenticationFailed") <= accounts.MAX_FAILURES_PER_EMAIL
+    with pytest.raises(TooManyAttempts):
+        sign_in(container)  # the right password, too late
+
+
+def _outcome(attempt) -> str:  # type: ignore[no-untyped-def]
+    try:
+        attempt()
+    except (AuthenticationFailed, TooManyAttempts) as error:
+        return type(error).__name__
+    return "signed in"
+
+
+def test_reset_emails_to_one_account_are_limited(container: Container, mailer: FakeMailer) -> None:
+    seeded(container)
+    for _ in range(accounts.MAX_RESETS_PER_ACCOUNT + 4):
+        accounts.request_password_reset(container.uows(), container.clock, email=DEMO_EMAIL)
+    container.relay.drain()
+    assert len(mailer.sent) == accounts.MAX_RESETS_PER_ACCOUNT
 
 
 def test_production_hasher_is_argon2id_at_19_mib_t2_p1() -> None:

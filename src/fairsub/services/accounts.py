@@ -21,6 +21,9 @@ RESET_VALID_FOR = timedelta(minutes=30)
 THROTTLE_WINDOW = timedelta(minutes=15)
 MAX_FAILURES_PER_EMAIL = 5
 MAX_FAILURES_PER_ADDRESS = 20
+# Reset emails to one account per THROTTLE_WINDOW: enough for a lost email or two, and no
+# way to flood someone's inbox by asking for theirs over and over.
+MAX_RESETS_PER_ACCOUNT = 3
 
 # Verifying against this keeps an unknown email as slow as a wrong password.
 _DUMMY_PASSWORD = "fairsub-timing-equaliser"  # noqa: S105 - not a credential
@@ -62,7 +65,12 @@ def sign_in(
         email = normalize_email(email)
     except InvalidInput:
         raise AuthenticationFailed("That email and password do not match.") from None
+    # The attempt counts as failed until the password proves otherwise, and is recorded
+    # before the password is checked: however many attempts run at once, each is counted
+    # (on SQLite the check and the count are one write transaction). The password is checked
+    # outside any transaction, so the slow hash never holds up anyone else's write.
     with uow.write():
+        uow.sign_in_attempts.take_turn(email, address)
         since = now - THROTTLE_WINDOW
         if (
             uow.sign_in_attempts.failures_for_email(email, since) >= MAX_FAILURES_PER_EMAIL
@@ -74,15 +82,17 @@ def sign_in(
                 retry_after_seconds=int(THROTTLE_WINDOW.total_seconds()),
             )
         found = uow.accounts.by_email(email)
-        stored = found[1] if found else _dummy_hash(hasher)
-        if not hasher.verify(stored, password) or found is None:
-            uow.sign_in_attempts.record(email, address, now, succeeded=False)
-            uow.commit()
-            raise AuthenticationFailed("That email and password do not match.")
-        account = found[0]
-        if hasher.needs_rehash(stored):
-            uow.accounts.set_password_hash(account.id, hasher.hash(password))
-        token = secrets.token_urlsafe(32)
+        uow.sign_in_attempts.record(email, address, now, succeeded=False)
+        uow.commit()
+    stored = found[1] if found else _dummy_hash(hasher)
+    if not hasher.verify(stored, password) or found is None:
+        raise AuthenticationFailed("That email and password do not match.")
+    account = found[0]
+    rehashed = hasher.hash(password) if hasher.needs_rehash(stored) else None
+    token = secrets.token_urlsafe(32)
+    with uow.write():
+        if rehashed is not None:
+            uow.accounts.set_password_hash(account.id, rehashed)
         uow.sessions.add(WebSession(hash_token(token), account.id, now, now))
         uow.sign_in_attempts.clear_email(email)
         audit.record(
@@ -151,6 +161,10 @@ def request_password_reset(uow: UnitOfWork, clock: Clock, *, email: str) -> None
         if found is None:
             return
         account = found[0]
+        if uow.password_resets.made_since(account.id, now - THROTTLE_WINDOW) >= (
+            MAX_RESETS_PER_ACCOUNT
+        ):
+            return  # the links already sent still work; the answer looks the same
         token = secrets.token_urlsafe(32)
         uow.password_resets.add(hash_token(token), account.id, now, now + RESET_VALID_FOR)
         enqueue(
@@ -197,11 +211,13 @@ def reset_password(
     check_new_password(new_password)
     now = clock.now()
     token_hash = hash_token(token)
+    check_reset_token(uow, clock, token)  # before the slow hash, which is made outside
+    password_hash = hasher.hash(new_password)  # the transaction, holding up no one's write
     with uow.write():
         account_id = _require_usable(uow.password_resets.get(token_hash), now)
         if not uow.password_resets.mark_used(token_hash, now):
             raise TokenInvalid("That reset link has already been used. Ask for a new one.")
-        uow.accounts.set_password_hash(account_id, hasher.hash(new_password))
+        uow.accounts.set_password_hash(account_id, password_hash)
         uow.sessions.delete_for_account(account_id)
         audit.record(
             uow,

@@ -141,9 +141,23 @@ class SqlSessions:
         self._c.execute(delete(web_sessions).where(web_sessions.c.account_id == account_id))
 
 
+_TAKE_TURN = select(
+    func.pg_advisory_xact_lock(bindparam("kind"), func.hashtext(bindparam("value")))
+)
+
+
 class SqlSignInAttempts:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
+
+    def take_turn(self, email: str, address: str) -> None:
+        # SQLite's write transaction is one at a time already. On PostgreSQL, counting the
+        # failures and adding one are not atomic under READ COMMITTED: eight guesses sent at
+        # once all counted four and all went ahead. Transaction-scoped advisory locks, keyed
+        # by kind (1 email, 2 address) and a hash, always taken email first: no deadlock.
+        if self._c.dialect.name == "postgresql":
+            for kind, value in ((1, email), (2, address)):
+                self._c.execute(_TAKE_TURN, {"kind": kind, "value": value})
 
     def record(self, email: str, address: str, at: datetime, succeeded: bool) -> None:
         self._c.execute(
@@ -191,6 +205,15 @@ class SqlPasswordResets:
         t = password_resets
         row = self._c.execute(select(t).where(t.c.token_hash == token_hash)).first()
         return (row.account_id, row.expires_at, row.used_at) if row else None
+
+    def made_since(self, account_id: int, since: datetime) -> int:
+        t = password_resets
+        query = (
+            select(func.count())
+            .select_from(t)
+            .where(t.c.account_id == account_id, t.c.created_at >= since)
+        )
+        return int(self._c.execute(query).scalar_one())
 
     def mark_used(self, token_hash: str, at: datetime) -> bool:
         t = password_resets

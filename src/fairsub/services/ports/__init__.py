@@ -180,6 +180,11 @@ class SessionRepository(Protocol):
 
 
 class SignInAttemptRepository(Protocol):
+    def take_turn(self, email: str, address: str) -> None:
+        """Wait, until this transaction ends, for any other attempt on the same email or
+        from the same address to finish, so that each sees the attempts before it."""
+        ...
+
     def record(self, email: str, address: str, at: datetime, succeeded: bool) -> None: ...
     def failures_for_email(self, email: str, since: datetime) -> int: ...
     def failures_for_address(self, address: str, since: datetime) -> int: ...
@@ -196,6 +201,10 @@ class PasswordResetRepository(Protocol):
 
     def mark_used(self, token_hash: str, at: datetime) -> bool:
         """True only for the call that used it first."""
+        ...
+
+    def made_since(self, account_id: int, since: datetime) -> int:
+        """How many reset links were made for the account since then."""
         ...
 
 
