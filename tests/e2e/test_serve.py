@@ -83,20 +83,20 @@ class Served:
 
 
 @contextmanager
-def serving(tmp_path: Path, *args: str, **env: str) -> Iterator[Served]:
-    """`fairsub serve` on a free port over the SQLite database in tmp_path, answering."""
+def serving(
+    tmp_path: Path, *args: str, command: str = "serve", base_url: bool = True, **env: str
+) -> Iterator[Served]:
+    """`fairsub serve` (or `command`) on a free port over the SQLite database in tmp_path,
+    answering; FAIRSUB_BASE_URL set to that port unless `base_url` is False."""
     port = free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("FAIRSUB_")}
-    environment.update(
-        FAIRSUB_DATA_DIR=str(tmp_path / "var"),
-        FAIRSUB_BASE_URL=f"http://127.0.0.1:{port}",
-        FAIRSUB_LOG_LEVEL="warning",
-        **env,
-    )
+    environment.update(FAIRSUB_DATA_DIR=str(tmp_path / "var"), FAIRSUB_LOG_LEVEL="warning", **env)
+    if base_url:
+        environment["FAIRSUB_BASE_URL"] = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [*FAIRSUB, "serve", "--port", str(port), *args],
+            [*FAIRSUB, command, "--port", str(port), *args],
             env=environment,
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -520,3 +520,21 @@ def test_ctrl_c_while_the_workers_start_stops_everything_quietly(tmp_path: Path)
         assert process.wait(60) == 0
     assert b"Traceback" not in rest, rest.decode()
     assert b"KeyboardInterrupt" not in rest, rest.decode()
+
+
+def test_the_demo_on_another_port_links_its_emails_to_that_port(tmp_path: Path) -> None:
+    # Links in the demo's email led to port 8000 whatever --port said: a reset link that
+    # opened nothing.
+    with (
+        serving(tmp_path, command="demo", base_url=False) as served,
+        httpx.Client(base_url=served.url, timeout=10) as client,
+    ):
+        form = client.get("/password-reset")
+        token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', form.text)
+        assert token, form.text
+        sent = client.post(
+            "/password-reset", data={"email": DEMO_EMAIL, "csrf_token": token.group(1)}
+        )
+        assert sent.status_code in (200, 303)
+        link = f"{served.url}/password-reset/"
+        wait_until(lambda: link in client.get("/dev/mailbox").text, "the reset email", 20)

@@ -180,7 +180,11 @@ def run_demo(
     move time from the portal's footer or with `fairsub clock advance --days 30`."""
     import os
 
-    overrides = {} if "FAIRSUB_CLOCK" in os.environ else {"clock": ClockName.TEST}
+    overrides: dict[str, object] = (
+        {} if "FAIRSUB_CLOCK" in os.environ else {"clock": ClockName.TEST}
+    )
+    if "FAIRSUB_BASE_URL" not in os.environ:  # email links lead back to this very demo
+        overrides["base_url"] = f"http://127.0.0.1:{port}"
     with opened(**overrides) as container:
         if not container.settings.is_dev:
             fail("the demo runs only with FAIRSUB_ENV=dev")
