@@ -275,6 +275,20 @@ def test_no_page_is_kept_by_browsers_or_proxies(portal, path: str) -> None:  # t
     assert client.get(path).headers["cache-control"] == "no-store"
 
 
+def test_every_page_has_one_main_heading(portal) -> None:  # type: ignore[no-untyped-def]
+    # Screen readers jump by headings: the subscription's page had its name as an h2 only.
+    client, _, data = portal
+    sign_in(client)
+    for path in (
+        "/account",
+        f"/account/subscriptions/{data.annual.id}",
+        f"/account/subscriptions/{data.annual.id}/turn-off",
+        "/account/billing",
+        "/contact",
+    ):
+        assert client.get(path).text.count("<h1") == 1, path
+
+
 def test_reseller_subscription_shows_where_to_cancel_instead_of_a_button(portal) -> None:  # type: ignore[no-untyped-def]
     client, _, data = portal
     sign_in(client)
