@@ -51,7 +51,7 @@ def queued_case(container: Container, data: Demo) -> ChargeCase:
         account_id=data.alex.id,
         charge_attempt_id=charge.attempt.id,
         reason="unknown_charge",
-        note="Not mine",
+        note="Not mine [bold]at all[/bold]",  # shown as typed, never read as markup
         arrival=container.refund_policy().arrival,
     )
 
@@ -87,7 +87,7 @@ def test_support_sees_the_queue_and_the_alerts_and_refunds_a_case_once_to_its_ca
 
     queue = ok(run(tmp_path, "cases", "list", **WIDE))
     assert re.search(rf"\b{queued.id}\b.*{queued.reference}.*demo@example\.com", queue)
-    assert "GBP 4.49" in queue and "unknown_charge: Not mine" in queue
+    assert "GBP 4.49" in queue and "unknown_charge: Not mine [bold]at all[/bold]" in queue
     assert alerted.reference not in queue  # refunded already: not waiting for anyone
     alerts = ok(run(tmp_path, "cases", "list", "--alerts", **WIDE))
     assert re.search(rf"{alerted.reference}.*refunded.*ALERT", alerts)

@@ -186,6 +186,26 @@ def test_a_case_about_an_ordinary_charge_waits_for_support_with_a_reference_and_
         assert uow.refunds.for_charge(charge.id) == []
 
 
+def test_a_note_keeps_its_lines_and_loses_its_control_characters(
+    container: Container, clock: FakeClock
+) -> None:
+    # An escape sequence in a note would run in the terminal of whoever lists the cases.
+    data = seeded(container)
+    only(container, data.monthly)
+    charge = renew(container, clock, data)
+    case = cases.open_case(
+        container.uows,
+        container.gateway,
+        container.clock,
+        account_id=data.alex.id,
+        charge_attempt_id=charge.id,
+        reason=CaseReason.UNKNOWN_CHARGE,
+        note="\x1b[31mRED\x1b]0;pwned\x07 and\x00 more\r\nsecond   line",
+        arrival=container.refund_policy().arrival,
+    )
+    assert case.note == "[31mRED ]0;pwned and more\nsecond line"
+
+
 def test_asking_again_about_the_same_charge_returns_the_same_case_and_sends_nothing_new(
     container: Container, clock: FakeClock, mailer: FakeMailer
 ) -> None:

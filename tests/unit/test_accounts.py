@@ -37,6 +37,12 @@ def test_emails_are_stored_trimmed_and_lower_cased(typed: str, stored: str) -> N
         "erika@localhost",
         "erika@",
         "eri ka@example.com",
+        # Control characters: a CR/LF could never be mailed and must not reach a header.
+        "gx@example.com\r\nBcc:y@evil.example",
+        "g\x00x@example.com",
+        "g\tx@example.com",
+        "g\x1bx@example.com",
+        "a@b@example.com",
         "x@" + "a" * 250 + ".com",
     ],
 )

@@ -25,7 +25,10 @@ def normalize_email(text: str) -> str:
     email we send. Keeps error messages identical for unknown and malformed addresses."""
     email = text.strip().lower()
     local, _, domain = email.partition("@")
-    if not local or "." not in domain or " " in email or len(email) > 254:
+    # No space, tab, line break or other control character: an address with a CR/LF in it
+    # could never be mailed (the relay retried it for ever) and must not reach a header.
+    unprintable = any(ch.isspace() or not ch.isprintable() for ch in email)
+    if not local or "." not in domain or "@" in domain or unprintable or len(email) > 254:
         raise InvalidInput("Enter the email address you use for your subscription.")
     return email
 

@@ -13,6 +13,7 @@ from fairsub.domain.errors import AuthenticationFailed, InvalidInput, TokenInval
 from fairsub.services import audit
 from fairsub.services.notifications import PASSWORD_RESET, enqueue
 from fairsub.services.ports import Clock, PasswordHasher, UnitOfWork, WebSession
+from fairsub.services.public_forms import plain
 
 SESSION_IDLE = timedelta(minutes=30)
 SESSION_ABSOLUTE = timedelta(hours=12)
@@ -249,7 +250,7 @@ def create_account(
         email = normalize_email(email)
     except InvalidInput:
         raise InvalidInput("Enter your email address, like name@example.com.") from None
-    name = " ".join(name.split())
+    name = plain(name)
     if not name or len(name) > 200:
         raise InvalidInput("Enter your name (up to 200 characters).")
     check_new_password(password)

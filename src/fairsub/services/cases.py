@@ -36,6 +36,7 @@ from fairsub.services.notifications import (
     enqueue,
 )
 from fairsub.services.ports import Clock, PaymentGateway, UnitOfWork, UnitOfWorkFactory
+from fairsub.services.public_forms import plain
 
 log = structlog.get_logger(__name__)
 
@@ -53,7 +54,10 @@ def parse_reason(text: str | None) -> CaseReason:
 
 
 def _clean_note(note: str | None) -> str:
-    cleaned = (note or "").strip()
+    """The note as kept: its lines, without control characters (an escape sequence in a
+    note would be run by the terminal of whoever lists the cases; PostgreSQL refuses NUL)."""
+    lines = (note or "").replace("\r\n", "\n").split("\n")
+    cleaned = "\n".join(plain(line) for line in lines).strip()
     if len(cleaned) > NOTE_LIMIT:
         raise InvalidInput(f"Please keep the note under {NOTE_LIMIT} characters.")
     return cleaned

@@ -6,7 +6,9 @@ import getpass
 from typing import Annotated
 
 import typer
+from rich.control import strip_control_codes
 from rich.table import Table
+from rich.text import Text
 
 from fairsub.domain.charge_cases import CaseStatus
 from fairsub.entrypoints.cli.common import fail, opened, out
@@ -59,11 +61,11 @@ def list_cases(
             table.add_row(
                 str(case.id),
                 case.reference,
-                item.customer_email,
+                _said(item.customer_email),
                 f"{item.product} ({item.plan}), receipt {item.invoice_number}, "
                 f"{item.charged_at:%Y-%m-%d}",
                 item.amount.plain(),
-                case.reason.value + (f": {case.note}" if case.note else ""),
+                _said(case.reason.value + (f": {case.note}" if case.note else "")),
                 case.status.value,
                 "ALERT" if case.alert else "",
             )
@@ -97,3 +99,9 @@ def resolve(
         )
         done = "refunded to the original card" if refund else "rejected"
         out.print(f"Case {case.id} ({case.reference}) {done}; the customer has been emailed.")
+
+
+def _said(text: str) -> Text:
+    """What a customer typed, shown as typed: no Rich markup ("[link=...]") read in it and
+    no terminal control codes run (notes kept before they were cleaned on the way in)."""
+    return Text(strip_control_codes(text))
