@@ -51,17 +51,18 @@ def charges(bank: SandboxGateway) -> list[tuple[str, bool]]:
     return [(e.idempotency_key, e.succeeded) for e in bank.ledger() if e.kind == "charge"]
 
 
-def order_form(client: TestClient, plan: str, **fields: str) -> dict[str, str]:
-    page = client.get(f"/checkout?plan={plan}&region=US")
+def order_form(client: TestClient, plan: str, region: str = "US", **fields: str) -> dict[str, str]:
+    page = client.get(f"/checkout?plan={plan}&region={region}")
     token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text)
     price = re.search(r'name="price_minor" value="(\d+)"', page.text)
-    assert token and price, page.text
+    currency = re.search(r'name="currency" value="([A-Z]{3})"', page.text)
+    assert token and price and currency, page.text
     data = {
         "csrf_token": token.group(1),
         "plan": plan,
         "terms_version": re.search(r'name="terms_version" value="([^"]+)"', page.text).group(1),  # type: ignore[union-attr]
         "price_minor": price.group(1),
-        "currency": "USD",
+        "currency": currency.group(1),
         "renewal": "renew",
         "accept_terms": "yes",
         "payment_method": "new",
@@ -179,8 +180,23 @@ def test_a_declined_card_shows_the_form_again_and_nothing_is_bought(shop) -> Non
     assert response.status_code == 422
     assert "Your card was declined (card declined)" in response.text
     assert [ok for _, ok in charges(bank)] == [False]
-    assert "No subscriptions yet" not in client.get("/account").text  # listed, as ended
+    dashboard = client.get("/account").text
+    assert "Not bought: payment declined" in dashboard  # listed, saying what happened
     assert count(container, subscriptions, status="expired") == 1
+
+
+def test_a_card_declined_at_checkout_is_not_offered_beside_the_card_that_pays(shop) -> None:  # type: ignore[no-untyped-def]
+    client, _, _, _ = shop
+    sign_in(client, SAM)
+    bought = client.post("/checkout", data=order_form(client, "antivirus-annual"))
+    assert bought.status_code == 303  # a subscription running on the Visa ending 4242
+    declined = client.post(
+        "/checkout", data=order_form(client, "identity-annual", card_number="4000000000000002")
+    )
+    assert declined.status_code == 422 and "Your card was declined" in declined.text
+    choices = client.get("/checkout?plan=identity-annual&region=US").text
+    assert "ending 4242" in choices and "ending 0002" not in choices
+    assert "ending <strong>0002" not in client.get("/account/payment-methods").text
 
 
 # --- buying end to end -----------------------------------------------------------------
@@ -404,9 +420,9 @@ def test_payment_methods_page_lists_cards_and_a_new_one_replaces_them(shop) -> N
     assert added.status_code == 303
     after = client.get(added.headers["location"]).text
     assert "Your new card is saved" in after
-    assert after.index("Mastercard ending <strong>4444</strong>") < after.index(
-        "ending <strong>4242"
-    )
+    cards = after[after.index("Cards on file") : after.index("What each subscription")]
+    assert "Mastercard ending <strong>4444</strong>" in cards
+    assert "4242" not in cards  # replaced: it pays for nothing now, so it is not offered
     detail = client.get(f"/account/subscriptions/{data.annual.id}").text
     assert "Mastercard ending 4444" in detail
 

@@ -128,6 +128,14 @@ def test_a_declined_purchase_never_starts_and_ends_now() -> None:
     assert (sub.status, sub.auto_renew) == (Status.EXPIRED, False)
     assert sub.ends_at == later and not sub.is_entitled(later)
     assert sub.events == [PurchaseDeclined(9, later)]
+    assert sub.never_started  # shown as "Not bought: payment declined", not as expired
+
+
+def test_a_purchase_paid_and_later_expired_did_start() -> None:
+    sub = incomplete(auto_renew=False)
+    sub.first_payment_succeeded(NOW)
+    sub.expire(sub.period.end)
+    assert sub.status is Status.EXPIRED and not sub.never_started
 
 
 def test_a_decline_in_the_same_second_still_leaves_a_valid_period() -> None:

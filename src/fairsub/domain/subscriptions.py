@@ -102,6 +102,16 @@ class Subscription:
         """When the service ends if nothing renews it: the end of the paid period."""
         return self.period.end
 
+    @property
+    def never_started(self) -> bool:
+        """A purchase whose first payment was declined: nothing was bought, and it ended
+        where it began (first_payment_failed), before a single day of it was paid for."""
+        return (
+            self.status is Status.EXPIRED
+            and self.period.start == self.started_at
+            and self.period.end - self.period.start < timedelta(days=1)
+        )
+
     def is_entitled(self, now: datetime) -> bool:
         """Whether the customer has the service now: within the paid period, or just past
         it while the renewal (or a dunning retry) that would continue it is pending."""

@@ -36,12 +36,18 @@ class CardAdded:
 
 
 def wallet(uows: UnitOfWorkFactory, account_id: int) -> Wallet:
+    """The cards on file are those a running subscription is charged to; with none, the
+    newest card. A card replaced by a newer one, or tried only for a purchase that was
+    declined, pays for nothing and is not offered again (it stays on record for refunds
+    and statements)."""
     with uows().read() as uow:
-        cards = [
+        every = [
             CardOnFile(id_, card, expires)
             for id_, card, expires in uow.payment_methods.for_account(account_id)
         ]
+        paying = uow.payment_methods.paying(account_id)
         subscriptions = [s for s in uow.subscriptions.for_account(account_id) if s.reseller is None]
+    cards = [c for c in every if c.id in paying] or every[:1]
     return Wallet(cards, subscriptions)
 
 

@@ -337,6 +337,14 @@ class SqlPaymentMethods:
             for row in rows
         ]
 
+    def paying(self, account_id: int) -> set[int]:
+        query = select(s.c.payment_method_id).where(
+            s.c.account_id == account_id,
+            s.c.payment_method_id.is_not(None),
+            s.c.status.not_in(("expired", "refunded")),
+        )
+        return {int(found) for found in self._c.execute(query).scalars()}
+
     def use_for_subscriptions(self, account_id: int, payment_method_id: int) -> list[int]:
         query = select(s.c.id).where(s.c.account_id == account_id, s.c.reseller_name.is_(None))
         ids = list(self._c.execute(query).scalars())

@@ -286,6 +286,10 @@ class PaymentMethodRepository(Protocol):
         """Point every direct subscription of the account at this card; returns their ids."""
         ...
 
+    def paying(self, account_id: int) -> set[int]:
+        """The ids of the account's cards that a subscription still running is charged to."""
+        ...
+
     def token_of(self, account_id: int, payment_method_id: int) -> str | None:
         """The gateway's token for this account's card; None if it is not theirs."""
         ...
