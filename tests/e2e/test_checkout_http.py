@@ -293,6 +293,10 @@ def test_trial_order_lands_on_a_page_that_says_nothing_was_charged(shop) -> None
     assert "Your free trial has started" in done and "Nothing was charged today" in done
     assert "Last day to cancel without charge" in done
     assert charges(bank) == []
+    found = re.search(r'href="(/account/billing/receipts/\d+)"', done)
+    assert found, done
+    receipt = client.get(found.group(1)).text
+    assert "No charge" in receipt and "None needed" in receipt  # not "Paid" by "None"
 
 
 def test_checkout_pages_are_not_cached(shop) -> None:  # type: ignore[no-untyped-def]

@@ -393,6 +393,11 @@ def test_c31_the_statement_shows_the_refund_against_its_receipt_until_it_arrives
         container.uows(), data.alex.id, charge_line.invoice_number, arrival=arrival
     )
     assert [r.amount for r in receipt.refunds] == [Money(-7999, "GBP")]
+    # Its status no longer says just "Paid" (found on a walk through the demo).
+    full = charge_line.amount == Money(7999, "GBP")
+    assert receipt.status_text == (
+        "Paid, then refunded in full" if full else "Paid, then GBP 79.99 refunded"
+    )
 
     assert done.refund.arrives_by is not None
     clock.set(done.refund.arrives_by)

@@ -145,7 +145,21 @@ class Receipt:
 
     @property
     def status_text(self) -> str:
+        """In the reader's words, refunds included: a receipt refunded in full no longer
+        just says "Paid", and one for nothing (a free trial's start) says so."""
+        if self.paid and self.amount.amount_minor == 0:
+            return "No charge"
         words = STATUS_WORDS[self.status]
+        if self.paid:
+            back = sum(
+                abs(r.amount.amount_minor)
+                for r in self.refunds
+                if r.status is not LineStatus.REFUND_FAILED
+            )
+            if back >= self.amount.amount_minor:
+                return "Paid, then refunded in full"
+            if back:
+                return f"Paid, then {Money(back, self.amount.currency).plain()} refunded"
         return f"{words} ({self.reason})" if self.reason else words
 
 
