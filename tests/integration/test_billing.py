@@ -9,6 +9,7 @@ from sqlalchemy import func, select, update
 
 from fairsub.adapters.db.tables import invoices, payment_attempts, subscriptions
 from fairsub.bootstrap import Container
+from fairsub.domain.periods import add_months
 from fairsub.domain.subscriptions import Status
 from fairsub.services import billing, billing_stages, reconcile
 from fairsub.services import subscriptions as subs
@@ -79,6 +80,26 @@ def test_a_due_renewal_is_charged_once_and_the_period_moves_on(
     assert rows(container, payment_attempts, subscription_id=data.monthly.id) == 1
     assert rows(container, invoices, status="paid") == first.charged
     assert len(gateway_of(container).charges) == first.charged
+
+
+def test_one_run_renews_every_period_that_came_due_while_it_was_not_running(
+    container: Container, clock: FakeClock
+) -> None:
+    # The worker was stopped (or the test clock jumped): three monthly renewals are due.
+    # One run charges each period once, in order, and leaves the subscription current; it
+    # used to stop after the first, leaving the rest to later runs.
+    data = seeded(container)
+    only(container, data.monthly)
+    clock.set(add_months(data.monthly.period.end, 2) + timedelta(minutes=1))
+
+    first = run(container)
+
+    assert (first.charged, run(container).charged) == (3, 0)
+    renewed = status(container, data, "monthly")
+    assert renewed.period.start == add_months(data.monthly.period.end, 2)
+    assert renewed.period.end > clock.now()
+    assert rows(container, payment_attempts, subscription_id=data.monthly.id) == 3
+    assert rows(container, invoices, subscription_id=data.monthly.id, status="paid") == 3
 
 
 def test_c13_turned_off_subscription_is_never_charged_and_then_ends(

@@ -199,7 +199,10 @@ def renew_due(
     Three batches move at once: one is claimed while the one before is charged and the one
     before that recorded. Batches are recorded in order, one at a time. A batch claimed,
     charged or recorded leaves its subscriptions leased with a charge in flight, so no
-    other claim, here or in another worker, takes them meanwhile."""
+    other claim, here or in another worker, takes them meanwhile. So the run ends only on
+    a claim that finds nothing while nothing is in flight: a subscription renewed for one
+    period may be due for the next (the worker was stopped a while, the test clock jumped),
+    and it is renewed again in the same run."""
     policy = policy or DunningPolicy()
     summary = RunSummary()
     claimed = 0
@@ -220,6 +223,7 @@ def renew_due(
         recording(embedded=uows.embedded) as record,
     ):
         while True:
+            settled = out is None and recorded is None  # nothing charged or recorded now
             size = batch if limit is None else min(batch, limit - claimed)
             work, no_card = _claim(uows, clock, size) if size > 0 else ([], 0)
             claimed += len(work) + no_card
@@ -237,7 +241,8 @@ def renew_due(
             out = sent
             if out is None and not no_card:
                 collect()
-                return summary
+                if settled or size == 0:
+                    return summary
 
 
 def settle_unknown(
