@@ -178,7 +178,7 @@ def test_a_declined_card_shows_the_form_again_and_nothing_is_bought(shop) -> Non
     )
 
     assert response.status_code == 422
-    assert "Your card was declined (card declined)" in response.text
+    assert "Your card was declined. Nothing was charged" in response.text
     assert [ok for _, ok in charges(bank)] == [False]
     dashboard = client.get("/account").text
     assert "Not bought: payment declined" in dashboard  # listed, saying what happened

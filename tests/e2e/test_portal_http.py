@@ -275,6 +275,14 @@ def test_no_page_is_kept_by_browsers_or_proxies(portal, path: str) -> None:  # t
     assert client.get(path).headers["cache-control"] == "no-store"
 
 
+def test_a_resellers_subscription_has_no_turn_off_form_to_fill_in_vain(portal) -> None:  # type: ignore[no-untyped-def]
+    client, _, data = portal
+    sign_in(client)
+    answer = client.get(f"/account/subscriptions/{data.resold.id}/turn-off")
+    assert answer.status_code == 303
+    assert answer.headers["location"] == f"/account/subscriptions/{data.resold.id}"
+
+
 def test_every_page_has_one_main_heading(portal) -> None:  # type: ignore[no-untyped-def]
     # Screen readers jump by headings: the subscription's page had its name as an h2 only.
     client, _, data = portal

@@ -222,9 +222,12 @@ def purchase(
         state, declined = _record(uow, attempt, outcome, clock.now())
         uow.commit()
     if declined is not None:
+        # "declined (card declined)" said nothing twice: the reason only when there is one.
+        words = decline_words(declined)
+        why = "" if words in ("declined", "card declined") else f" ({words})"
         raise InvalidInput(
-            f"Your card was declined ({decline_words(declined)}). Nothing was charged and "
-            "nothing was bought. You can try another card."
+            f"Your card was declined{why}. Nothing was charged and nothing was bought. "
+            "You can try another card."
         )
     return Purchase(subscription.id, state, invoice.number)
 

@@ -72,6 +72,9 @@ def confirm_turn_off(
     )
     if cancellation is not None and not subscription.auto_renew:
         return RedirectResponse(f"/account/cancellations/{cancellation.reference}", 303)
+    if subscription.reseller is not None or not subscription.auto_renew:
+        # Nothing to confirm here: its page says where it is managed, or that it is off.
+        return RedirectResponse(f"/account/subscriptions/{subscription.id}", 303)
     return render(request, "confirm_off.html", account=customer, sub=subscription)
 
 
