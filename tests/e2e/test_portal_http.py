@@ -275,6 +275,18 @@ def test_no_page_is_kept_by_browsers_or_proxies(portal, path: str) -> None:  # t
     assert client.get(path).headers["cache-control"] == "no-store"
 
 
+def test_a_field_longer_than_the_form_allows_is_named_and_nothing_changes(portal) -> None:  # type: ignore[no-untyped-def]
+    client, container, _ = portal
+    before = count(container, outbox)
+    answer = client.post(
+        "/password-reset", data={"email": "x" * 400, "csrf_token": csrf(client, "/password-reset")}
+    )
+    assert answer.status_code == 422
+    assert "The email sent was longer than 320 characters" in answer.text
+    assert count(container, outbox) == before
+    assert 'maxlength="320"' in client.get("/password-reset").text  # a browser stops there
+
+
 def test_a_resellers_subscription_has_no_turn_off_form_to_fill_in_vain(portal) -> None:  # type: ignore[no-untyped-def]
     client, _, data = portal
     sign_in(client)

@@ -110,8 +110,7 @@ def create_app(
             request,
             "error.html",
             422,
-            message="Some of what was sent is missing or not valid. Nothing was "
-            "changed: go back and try again.",
+            message=_what_was_wrong(error),
             account=getattr(request.state, "account", None),
         )
 
@@ -157,6 +156,22 @@ def create_app(
     if container.settings.is_dev:
         app.include_router(dev.router)
     return app
+
+
+def _what_was_wrong(error: RequestValidationError) -> str:
+    """The answer to a form the portal's own pages cannot send (their fields have the same
+    limits): which field was too long, if that was it. Going back keeps what was typed."""
+    for problem in error.errors():
+        if problem.get("type") == "string_too_long":
+            field = str(problem["loc"][-1]).replace("_", " ")
+            limit = problem.get("ctx", {}).get("max_length")
+            return (
+                f"The {field} sent was longer than {limit} characters. Nothing was changed: "
+                "go back, shorten it and try again."
+            )
+    return (
+        "Some of what was sent is missing or not valid. Nothing was changed: go back and try again."
+    )
 
 
 @contextmanager
