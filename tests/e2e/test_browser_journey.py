@@ -268,6 +268,19 @@ def test_dashboard_fits_a_phone_screen_with_the_turn_off_control_in_view_c1(
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
 
 
+def test_a_long_scam_link_checked_on_a_phone_wraps_inside_the_screen_c30(
+    open_page: PageOpener,
+) -> None:
+    # Where people paste scam links: one of 120 characters made the page 1,017 px wide.
+    page = open_page(viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True)
+    page.goto("/contact")
+    link = "https://larkspur-billing-help.example/cancel/refund?session=" + "8f3a9c2e" * 8
+    page.get_by_label("Phone number, email address or link").fill(link)
+    page.get_by_role("button", name="Check").click()
+    expect(page.get_by_role("alert")).to_contain_text("No, this link is not ours")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+
+
 def test_journey_works_without_javascript_c5(open_page: PageOpener) -> None:
     page = open_page(java_script_enabled=False)
     sign_in(page)
