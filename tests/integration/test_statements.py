@@ -154,3 +154,17 @@ def test_someone_elses_receipt_and_an_unknown_number_are_the_same_not_found(
 def test_an_account_never_charged_has_an_empty_statement(container: Container) -> None:
     data = seeded(container)
     assert statement_of(container, data.erika.id) == []
+
+
+def test_the_demo_history_is_numbered_in_the_order_it_was_paid(container: Container) -> None:
+    # Receipt No. 1 was dated November and Nos. 2-4 August to October: numbered customer by
+    # customer, not by date. A shop's invoice numbers follow its calendar.
+    seeded(container, history=True)
+    with container.engine.connect() as connection:
+        dates = list(
+            connection.execute(
+                select(invoices.c.period_start).order_by(invoices.c.number)
+            ).scalars()
+        )
+    assert len(dates) > 3
+    assert dates == sorted(dates)

@@ -87,7 +87,7 @@ def seed_demo(
         if uow.accounts.by_email(DEMO_EMAIL) is not None:
             return False
     cards = {c.email: gateway.store_card(DEMO_CARD) for c in CUSTOMERS}
-    paid: list[PaymentAttempt] = []
+    history_due: list[_Paid] = []
     with uow.write():
         if uow.accounts.by_email(DEMO_EMAIL) is not None:
             return False
@@ -128,19 +128,10 @@ def seed_demo(
                     )
                 )
                 if reseller is None and history:
-                    paid.extend(
-                        _invoice_history(
-                            uow,
-                            account.id,
-                            subscription_id,
-                            started,
-                            plan.term,
-                            price,
-                            card,
-                            token,
-                            now,
-                        )
-                    )
+                    history_due += [
+                        _Paid(period, index, account.id, subscription_id, price, card, token)
+                        for index, period in _periods_so_far(started, plan.term, now)
+                    ]
             audit.record(
                 uow,
                 actor="system:seed-demo",
@@ -151,49 +142,58 @@ def seed_demo(
                 at=now,
                 after={"email": customer.email, "subscriptions": len(customer.subscriptions)},
             )
+        # Numbered in the order they were paid, across customers, as a real shop's are.
+        paid = [_invoice_and_attempt(uow, due) for due in sorted(history_due, key=_paid_at)]
         uow.commit()
     _charge_history(uow, gateway, paid)
     return True
 
 
-def _invoice_history(
-    uow: UnitOfWork,
-    account_id: int,
-    subscription_id: int,
-    started: datetime,
-    term: Term,
-    price: Money,
-    card: int,
-    token: str,
-    now: datetime,
-) -> list[PaymentAttempt]:
-    """Invoices and payment attempts for every period so far, as if bought and renewed
-    on time, so the statement, receipts and refund offers have real charges to show."""
-    attempts = []
-    index = 0
-    while (period := Period.nth(started, term, index)).start <= now:
-        number = uow.billing.take_invoice_numbers(1)
-        invoice = uow.billing.add_invoice(
-            number=number,
-            account_id=account_id,
-            subscription_id=subscription_id,
-            kind=InvoiceKind.PURCHASE if index == 0 else InvoiceKind.RENEWAL,
-            period=period,
-            amount=price,
-            at=period.start,
-        )
-        attempts.append(
-            uow.billing.add_attempt(
-                invoice=invoice,
-                attempt_no=1,
-                key=idempotency_key(subscription_id, period.start, 1),
-                payment_method_id=card,
-                payment_token=token,
-                at=period.start,
-            )
-        )
-        index += 1
-    return attempts
+@dataclass(frozen=True, slots=True)
+class _Paid:
+    """One period of the demo's history, paid on time on the customer's card."""
+
+    period: Period
+    index: int  # 0: the purchase, then renewals
+    account_id: int
+    subscription_id: int
+    price: Money
+    card: int
+    token: str
+
+
+def _paid_at(paid: _Paid) -> tuple[datetime, int]:
+    return (paid.period.start, paid.subscription_id)
+
+
+def _periods_so_far(started: datetime, term: Term, now: datetime) -> list[tuple[int, Period]]:
+    """Every period begun by now, as if bought and renewed on time."""
+    found: list[tuple[int, Period]] = []
+    while (period := Period.nth(started, term, len(found))).start <= now:
+        found.append((len(found), period))
+    return found
+
+
+def _invoice_and_attempt(uow: UnitOfWork, paid: _Paid) -> PaymentAttempt:
+    """The invoice and payment attempt of one period, so statements, receipts and refund
+    offers have real charges to show."""
+    invoice = uow.billing.add_invoice(
+        number=uow.billing.take_invoice_numbers(1),
+        account_id=paid.account_id,
+        subscription_id=paid.subscription_id,
+        kind=InvoiceKind.PURCHASE if paid.index == 0 else InvoiceKind.RENEWAL,
+        period=paid.period,
+        amount=paid.price,
+        at=paid.period.start,
+    )
+    return uow.billing.add_attempt(
+        invoice=invoice,
+        attempt_no=1,
+        key=idempotency_key(paid.subscription_id, paid.period.start, 1),
+        payment_method_id=paid.card,
+        payment_token=paid.token,
+        at=paid.period.start,
+    )
 
 
 def _charge_history(
