@@ -275,6 +275,19 @@ def test_no_page_is_kept_by_browsers_or_proxies(portal, path: str) -> None:  # t
     assert client.get(path).headers["cache-control"] == "no-store"
 
 
+def test_a_form_token_from_before_signing_in_or_out_is_refused_after(portal) -> None:  # type: ignore[no-untyped-def]
+    client, container, data = portal
+    before = csrf(client, "/login")
+    sign_in(client)
+    path = f"/account/subscriptions/{data.annual.id}/turn-off"
+    assert client.post(path, data={"csrf_token": before}).status_code == 403
+    during = csrf(client, path)
+    client.post("/logout", data={"csrf_token": during})
+    sign_in(client)
+    assert client.post(path, data={"csrf_token": during}).status_code == 403
+    assert count(container, cancellations) == 0
+
+
 def test_a_field_longer_than_the_form_allows_is_named_and_nothing_changes(portal) -> None:  # type: ignore[no-untyped-def]
     client, container, _ = portal
     before = count(container, outbox)

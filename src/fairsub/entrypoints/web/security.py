@@ -27,6 +27,8 @@ class CookiePolicy:
         self.seed_name = ("__Host-" if secure else "") + CSRF_SEED_COOKIE
 
     def set_session(self, response: Response, token: str) -> None:
+        """Signed in. The CSRF seed changes with the session: a form token from before
+        (seen by whoever shared the browser, or planted) is worth nothing after it."""
         response.set_cookie(
             self.session_name,
             token,
@@ -35,11 +37,14 @@ class CookiePolicy:
             secure=self.secure,
             path="/",
         )
+        self.set_seed(response, new_seed())
 
     def clear_session(self, response: Response) -> None:
+        """Signed out; the CSRF seed changes too, as when signing in."""
         response.delete_cookie(
             self.session_name, path="/", secure=self.secure, httponly=True, samesite="lax"
         )
+        self.set_seed(response, new_seed())
 
     def session_token(self, request: Request) -> str | None:
         return request.cookies.get(self.session_name)
