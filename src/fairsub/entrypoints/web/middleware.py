@@ -1,4 +1,4 @@
-"""The portal's one middleware: the CSRF seed cookie and the security headers.
+"""The portal's one middleware: CSRF seed cookie, security headers, body limit, HEAD.
 
 A plain ASGI middleware rather than `@app.middleware("http")`: Starlette's BaseHTTPMiddleware
 runs the rest of the app in a task group and passes the response through memory streams,
