@@ -3,7 +3,7 @@
 The policy lives in the catalog file's `[refunds]` section (one operator file); a file
 with only that section works too. Rules are an array of tables, `[[refunds.rules]]`, whose
 n-th header `_rule_line` finds; every other path (`refunds.statutory`, `refunds.arrival`)
-is found by the catalog reader's `line_of`.
+is found by the operator file's `line_of`.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from fairsub.adapters.catalog_file import line_of as catalog_line_of
-from fairsub.adapters.catalog_file import parse_located, read_operator_file, table_header
+from fairsub.adapters.operator_file import line_of as table_line_of
+from fairsub.adapters.operator_file import parse_located, read_operator_file, table_header
 from fairsub.domain.refund_rules import parse_policy
 from fairsub.domain.refunds import RefundPolicy
 
@@ -43,8 +43,8 @@ def line_of(text: str, path: str) -> int | None:
     if found is not None:
         line = _rule_line(text, int(found.group(1)), found.group(2))
         # Rules written inline (rules = [{...}]): point at the `rules` key instead.
-        return line if line is not None else catalog_line_of(text, "refunds.rules")
-    return catalog_line_of(text, path)
+        return line if line is not None else table_line_of(text, "refunds.rules")
+    return table_line_of(text, path)
 
 
 def parse_text(text: str, name: str = "catalog") -> RefundPolicy:
