@@ -3,6 +3,7 @@ turned into FILE:LINE: what is wrong."""
 
 from __future__ import annotations
 
+import codecs
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -76,6 +77,22 @@ def read_operator_file(path: Path | None) -> tuple[str, str]:
         text = files("fairsub").joinpath("data/demo-catalog.toml").read_text("utf-8")
         return text, "demo-catalog.toml"
     try:
-        return path.read_text("utf-8"), str(path)
+        data = path.read_bytes()
     except OSError as error:
         raise InvalidInput(f"cannot read {path}: {error.strerror}") from None
+    return decoded(data, str(path)), str(path)
+
+
+def decoded(data: bytes, name: str) -> str:
+    """The file's text. TOML is UTF-8; the byte-order mark some editors put first is
+    dropped, and line ends become newlines, as reading the file as text would."""
+    data = data.removeprefix(codecs.BOM_UTF8)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise InvalidInput(
+            f"{name}:{line}: not UTF-8 text (byte 0x{data[error.start]:02x}); "
+            "save the file as UTF-8"
+        ) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
