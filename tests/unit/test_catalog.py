@@ -179,3 +179,13 @@ def test_bad_input_is_refused_with_a_message_naming_its_path(break_it: Breakage,
         parse_catalog(data)
 
     assert refused.value.message.startswith(path), refused.value.message
+
+
+def test_a_negative_price_is_refused_as_negative_not_as_a_non_integer() -> None:
+    data = catalog_data()
+    data["plans"]["x"]["prices"]["US"] = -499
+
+    with pytest.raises(InvalidInput) as refused:
+        parse_catalog(data)
+
+    assert refused.value.message == "plans.x.prices.US: a price cannot be negative (got -499)"

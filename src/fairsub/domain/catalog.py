@@ -130,8 +130,12 @@ def _plan(
     for region, amount in _table(raw.get("prices", {}), f"{where}.prices").items():
         if region not in regions:
             raise InvalidInput(f"{where}.prices.{region}: no region {region!r}")
-        if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
+        if not isinstance(amount, int) or isinstance(amount, bool):
             raise InvalidInput(f"{where}.prices.{region}: expected minor units (an integer)")
+        if amount < 0:
+            raise InvalidInput(
+                f"{where}.prices.{region}: a price cannot be negative (got {amount})"
+            )
         prices[region] = Money(amount, regions[region].currency)
     if not prices:
         raise InvalidInput(f"{where}.prices: expected a price for at least one region")
