@@ -140,9 +140,9 @@ def removing(path: str) -> Breakage:
 @pytest.mark.parametrize(
     ("break_it", "path"),
     [
-        (removing("vendor"), "catalog.vendor"),
-        (setting("vendor", "   "), "catalog.vendor"),
-        (setting("vendor", 42), "catalog.vendor"),
+        (removing("vendor"), "vendor"),
+        (setting("vendor", "   "), "vendor"),
+        (setting("vendor", 42), "vendor"),
         (removing("regions"), "regions"),
         (setting("regions", {}), "regions"),
         (removing("regions.US.currency"), "regions.US.currency"),

@@ -3,6 +3,7 @@ names FILE:LINE, whatever is wrong with the file."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
 
@@ -44,3 +45,73 @@ def test_a_utf8_file_with_a_byte_order_mark_or_windows_line_ends_is_read(tmp_pat
 
     assert load_catalog(path).regions["JP"].name == "日本"
     assert len(load_policy(path).rules) == 4
+
+
+# Line numbers, however the file spells its tables and keys
+
+
+def catalog_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "catalog.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def refused(load: Callable[[Path], object], path: Path) -> str:
+    with pytest.raises(InvalidInput) as caught:
+        load(path)
+    return caught.value.message
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        '[plans."antivirus-annual"]',
+        "[plans.'antivirus-annual']",
+        "[ plans.antivirus-annual ]",
+        '[ plans . "antivirus-annual" ]  # the annual plan',
+    ],
+)
+def test_a_quoted_or_spaced_table_header_keeps_the_line_of_the_problem_below_it(
+    tmp_path: Path, header: str
+) -> None:
+    text = DEMO.replace("[plans.antivirus-annual]", header).replace(
+        'term = "year"', 'term = "yearly"', 1
+    )
+    path = catalog_file(tmp_path, text)
+
+    assert refused(load_catalog, path) == (
+        f"{path}:{line_of(text, 'yearly')}: plans.antivirus-annual.term: expected 'month' or 'year'"
+    )
+
+
+def test_a_quoted_key_and_a_spaced_array_of_tables_keep_their_lines(tmp_path: Path) -> None:
+    text = DEMO.replace('"first_purchase", "renewal"]', '"first_purchase", "upgrade"]')
+    text = text.replace("[[refunds.rules]]", "[[ refunds . rules ]]").replace(
+        'kinds = ["first_purchase", "upgrade"]', '"kinds" = ["first_purchase", "upgrade"]'
+    )
+    path = catalog_file(tmp_path, text)
+
+    assert refused(load_policy, path).startswith(
+        f"{path}:{line_of(text, 'upgrade')}: refunds.rules[3].kinds: "
+    )
+
+
+def test_a_problem_with_a_top_level_key_names_its_line(tmp_path: Path) -> None:
+    text = DEMO.replace('vendor = "Larkspur Security"', "vendor = 42")
+    path = catalog_file(tmp_path, text)
+
+    assert refused(load_catalog, path) == (
+        f"{path}:{line_of(text, 'vendor = 42')}: vendor: expected a non-empty string"
+    )
+
+
+def test_a_price_set_by_a_dotted_key_names_that_line(tmp_path: Path) -> None:
+    text = DEMO.replace(
+        "prices = { US = 499, DE = 499, GB = 449, JP = 700 }",
+        "prices.US = 499\nprices.DE = -499\nprices.GB = 449",
+    )
+    path = catalog_file(tmp_path, text)
+
+    assert refused(load_catalog, path).startswith(
+        f"{path}:{line_of(text, 'prices.DE = -499')}: plans.antivirus-monthly.prices.DE: "
+    )

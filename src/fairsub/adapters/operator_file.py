@@ -16,45 +16,107 @@ from fairsub.domain.errors import InvalidInput
 T = TypeVar("T")
 
 
-HEADER = re.compile(r"\s*(\[\[?[^\[\]#]*\]\]?)\s*(?:#.*)?")
+Step = tuple[str, int | None]  # a key, and for an array of tables which one (from 1)
+STEP = re.compile(r"([^.\[\]]+)(?:\[(\d+)\])?")
 
 
-def table_header(line: str) -> str | None:
-    """A table header without its comment: '[refunds.arrival]  # why' -> '[refunds.arrival]'."""
-    found = HEADER.fullmatch(line)
-    return found.group(1) if found else None
+def _steps(path: str) -> tuple[Step, ...] | None:
+    """An error's path as steps: 'refunds.rules[2].outcome' -> refunds, rules 2, outcome."""
+    steps: list[Step] = []
+    for part in path.split("."):
+        found = STEP.fullmatch(part)
+        if found is None:
+            return None
+        steps.append((found.group(1), int(found.group(2)) if found.group(2) else None))
+    return tuple(steps)
+
+
+def _keys(toml: str) -> tuple[tuple[str, ...], Any] | None:
+    """The keys a one-line TOML document nests, as TOML reads them (quotes, spaces and
+    all), and what is at the bottom: '[ plans."x" ]' -> (('plans', 'x'), {})."""
+    try:
+        node: Any = tomllib.loads(toml)
+    except tomllib.TOMLDecodeError:
+        return None
+    keys: list[str] = []
+    while isinstance(node, dict) and len(node) == 1:
+        ((key, node),) = node.items()
+        keys.append(key)
+    return tuple(keys), node
+
+
+def _header(line: str) -> tuple[tuple[str, ...], bool] | None:
+    """The keys of a table header, and whether it is one of an array of tables."""
+    if not line.lstrip().startswith("["):
+        return None
+    found = _keys(line)
+    if found is None or not found[0]:
+        return None
+    return found[0], isinstance(found[1], list)
+
+
+def _key(line: str) -> tuple[str, ...] | None:
+    """The dotted key a `key = value` line sets: 'prices.US = 499' -> ('prices', 'US')."""
+    key, equals, _ = line.partition("=")
+    if not equals or not key.strip():
+        return None
+    found = _keys(f"{key}= 0")
+    return found[0] if found is not None and found[0] else None
+
+
+def _covers(short: tuple[Step, ...], long: tuple[Step, ...]) -> bool:
+    """Whether `short` leads to `long`; a step with no number stands for the whole array."""
+    return len(short) <= len(long) and all(
+        a == b and (i is None or j is None or i == j)
+        for (a, i), (b, j) in zip(short, long, strict=False)
+    )
+
+
+def _places(lines: list[str]) -> list[tuple[int, tuple[Step, ...]]]:
+    """(line, path) of every table header and every key line, in file order."""
+    places: list[tuple[int, tuple[Step, ...]]] = []
+    table: tuple[Step, ...] = ()  # the root table, until the first header
+    arrays: dict[tuple[str, ...], int] = {}
+    for number, line in enumerate(lines, start=1):
+        header = _header(line)
+        if header is not None:
+            keys, is_array = header
+            index = None
+            if is_array:
+                index = arrays[keys] = arrays.get(keys, 0) + 1
+            table = (*((k, None) for k in keys[:-1]), (keys[-1], index))
+            places.append((number, table))
+            continue
+        key = _key(line)
+        if key is not None:
+            places.append((number, (*table, *((k, None) for k in key))))
+    return places
 
 
 def line_of(text: str, path: str) -> int | None:
-    """The line that holds the key at a dotted path such as plans.x.term, as best we can:
-    the table header [plans.x], then the first line below it that sets `term`."""
-    parts = path.split(".")
-    lines = text.splitlines()
-    for depth in range(len(parts), 0, -1):
-        table, key = ".".join(parts[:depth]), parts[depth] if depth < len(parts) else None
-        for number, line in enumerate(lines, start=1):
-            if table_header(line) != f"[{table}]":
-                continue
-            if key is None:
-                return number
-            for offset, below in enumerate(lines[number:], start=number + 1):
-                if below.lstrip().startswith("["):
-                    break
-                if below.split("=", 1)[0].strip() == key:
-                    return offset
-            return number
-    return None
+    """The line that best holds the thing at an error's path, such as plans.x.prices.US or
+    refunds.rules[2].outcome: the line that sets it, else the nearest line above it in the
+    file's tree (`prices = {...}`, the header [plans.x]), else None."""
+    steps = _steps(path)
+    if steps is None:
+        return None
+    best, best_depth = None, 0
+    for number, place in _places(text.splitlines()):
+        if _covers(place, steps):
+            depth = len(place)
+        elif _covers(steps, place):
+            depth = len(steps)
+        else:
+            continue
+        if depth > best_depth:
+            best, best_depth = number, depth
+    return best
 
 
 TOML_LINE = re.compile(r"at line (\d+)")
 
 
-def parse_located(
-    text: str,
-    name: str,
-    parse: Callable[[Mapping[str, Any]], T],
-    locate: Callable[[str, str], int | None] = line_of,
-) -> T:
+def parse_located(text: str, name: str, parse: Callable[[Mapping[str, Any]], T]) -> T:
     """Parse an operator's TOML file, turning every error into NAME:LINE: what is wrong."""
     try:
         data = tomllib.loads(text)
@@ -66,7 +128,7 @@ def parse_located(
         return parse(data)
     except InvalidInput as error:
         path = error.message.split(":", 1)[0]
-        line = locate(text, path)
+        line = line_of(text, path)
         where = f"{name}:{line}" if line else name
         raise InvalidInput(f"{where}: {error.message}") from None
 

@@ -62,6 +62,11 @@ class Catalog:
             raise InvalidInput(f"Unknown plan {code!r}.") from None
 
 
+def _at(where: str, key: str) -> str:
+    """The path of `key` in the table at `where` ("" for the file's top level)."""
+    return f"{where}.{key}" if where else key
+
+
 def _table(value: Any, where: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise InvalidInput(f"{where}: expected a table")
@@ -71,7 +76,7 @@ def _table(value: Any, where: str) -> Mapping[str, Any]:
 def _text(data: Mapping[str, Any], key: str, where: str) -> str:
     value = data.get(key)
     if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(f"{where}.{key}: expected a non-empty string")
+        raise InvalidInput(f"{_at(where, key)}: expected a non-empty string")
     return value
 
 
@@ -152,7 +157,7 @@ def _plan(
 
 def parse_catalog(data: Mapping[str, Any]) -> Catalog:
     """Build the catalog from parsed TOML; any problem is InvalidInput naming its path."""
-    vendor = _text(data, "vendor", "catalog")
+    vendor = _text(data, "vendor", "")
     regions = {code: _region(code, raw) for code, raw in _section(data, "regions").items()}
     products = {code: _product(code, raw) for code, raw in _section(data, "products").items()}
     plans = {
