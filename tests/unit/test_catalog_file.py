@@ -115,3 +115,13 @@ def test_a_price_set_by_a_dotted_key_names_that_line(tmp_path: Path) -> None:
     assert refused(load_catalog, path).startswith(
         f"{path}:{line_of(text, 'prices.DE = -499')}: plans.antivirus-monthly.prices.DE: "
     )
+
+
+def test_a_misspelt_key_in_a_plan_is_refused_at_its_line(tmp_path: Path) -> None:
+    text = DEMO.replace("trial_days = 30", "trail_days = 30")
+    path = catalog_file(tmp_path, text)
+
+    assert refused(load_catalog, path) == (
+        f"{path}:{line_of(text, 'trail_days')}: plans.identity-monthly.trail_days: unknown key "
+        "(expected one of product, name, term, seats, prices, trial_days)"
+    )
