@@ -30,3 +30,28 @@ def test_a_file_saved_as_latin1_is_one_line_naming_the_line_not_a_traceback(
         f"fairsub: {latin1}:{line_of(text, 'Österreich')}: not UTF-8 text (byte 0xd6); "
         "save the file as UTF-8\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            ('timezone = "Europe/Berlin"', 'timezone = "Mars/Olympus"'),
+            "regions.DE.timezone: no time zone 'Mars/Olympus'",
+        ),
+        (('locale = "de_DE"', 'locale = "xx_YY"'), "regions.DE.locale: no locale 'xx_YY'"),
+    ],
+)
+def test_catalog_check_refuses_what_the_portal_could_not_use_and_names_the_line(
+    tmp_path: Path, change: tuple[str, str], message: str
+) -> None:
+    text = DEMO_CATALOG.read_text("utf-8").replace(*change, 1)
+    broken = tmp_path / "catalog.toml"
+    broken.write_text(text, encoding="utf-8")
+
+    result = run(tmp_path, "catalog", "check", str(broken))
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"fairsub: {broken}:{line_of(text, change[1])}: {message}")

@@ -125,3 +125,38 @@ def test_a_misspelt_key_in_a_plan_is_refused_at_its_line(tmp_path: Path) -> None
         f"{path}:{line_of(text, 'trail_days')}: plans.identity-monthly.trail_days: unknown key "
         "(expected one of product, name, term, seats, prices, trial_days)"
     )
+
+
+# Time zones and locales: ones this machine can format in, or the portal fails later
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            ('timezone = "Europe/Berlin"', 'timezone = "Mars/Olympus"'),
+            "regions.DE.timezone: no time zone 'Mars/Olympus' (use a name from the tz database, "
+            "such as Europe/Berlin)",
+        ),
+        (
+            ('timezone = "Europe/Berlin"', 'timezone = "../Berlin"'),
+            "regions.DE.timezone: no time zone '../Berlin' (use a name from the tz database, "
+            "such as Europe/Berlin)",
+        ),
+        (
+            ('locale = "de_DE"', 'locale = "xx_YY"'),
+            "regions.DE.locale: no locale 'xx_YY' (use language_TERRITORY, such as de_DE)",
+        ),
+        (
+            ('locale = "de_DE"', 'locale = "de-DE"'),
+            "regions.DE.locale: no locale 'de-DE' (use language_TERRITORY, such as de_DE)",
+        ),
+    ],
+)
+def test_a_region_with_an_unknown_time_zone_or_locale_is_refused_at_its_line(
+    tmp_path: Path, change: tuple[str, str], message: str
+) -> None:
+    text = DEMO.replace(*change)
+    path = catalog_file(tmp_path, text)
+
+    assert refused(load_catalog, path) == f"{path}:{line_of(text, change[1])}: {message}"
