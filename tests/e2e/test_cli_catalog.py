@@ -40,12 +40,28 @@ def test_a_file_saved_as_latin1_is_one_line_naming_the_line_not_a_traceback(
             "regions.DE.timezone: no time zone 'Mars/Olympus'",
         ),
         (('locale = "de_DE"', 'locale = "xx_YY"'), "regions.DE.locale: no locale 'xx_YY'"),
+        (("trial_days = 30", "trail_days = 30"), "plans.identity-monthly.trail_days: unknown key"),
+        (("US = 499,", "US = -499,"), "plans.antivirus-monthly.prices.US: a price cannot be"),
+        (
+            ('outcome = "pro_rata"', 'outcome = "half"'),
+            "refunds.rules[2].outcome: expected one of full, pro_rata, none",
+        ),
+        (
+            ('name = "annual-full-60-days"', 'name = "uk-annual-renewal-full"'),
+            "refunds.rules[3].name: 'uk-annual-renewal-full' is already the name of rule 1",
+        ),
     ],
 )
 def test_catalog_check_refuses_what_the_portal_could_not_use_and_names_the_line(
     tmp_path: Path, change: tuple[str, str], message: str
 ) -> None:
-    text = DEMO_CATALOG.read_text("utf-8").replace(*change, 1)
+    demo = DEMO_CATALOG.read_text("utf-8")
+    text = demo.replace(*change, 1)
+    changed = next(
+        n
+        for n, (a, b) in enumerate(zip(demo.splitlines(), text.splitlines(), strict=True), 1)
+        if a != b
+    )
     broken = tmp_path / "catalog.toml"
     broken.write_text(text, encoding="utf-8")
 
@@ -54,4 +70,21 @@ def test_catalog_check_refuses_what_the_portal_could_not_use_and_names_the_line(
     assert result.returncode == 2
     assert result.stdout == ""
     (line,) = result.stderr.splitlines()
-    assert line.startswith(f"fairsub: {broken}:{line_of(text, change[1])}: {message}")
+    assert line.startswith(f"fairsub: {broken}:{changed}: {message}")
+
+
+def test_catalog_check_says_what_refund_policy_the_file_has(tmp_path: Path) -> None:
+    checked = run(tmp_path, "catalog", "check", str(DEMO_CATALOG))
+    assert checked.returncode == 0, checked.stderr
+    assert "Refund policy: 4 rules; the statutory 14-day withdrawal applies in 31 regions" in (
+        checked.stdout
+    )
+
+    text = DEMO_CATALOG.read_text("utf-8")
+    without = tmp_path / "catalog.toml"
+    without.write_text(text[: text.index("[refunds.statutory]")], encoding="utf-8")
+    checked = run(tmp_path, "catalog", "check", str(without))
+    assert checked.returncode == 0, checked.stderr
+    assert "No refund policy ([refunds]) in this file: set FAIRSUB_REFUND_POLICY_FILE" in (
+        checked.stdout
+    )

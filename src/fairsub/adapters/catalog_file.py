@@ -12,6 +12,8 @@ from babel import Locale, UnknownLocaleError
 from fairsub.adapters.operator_file import parse_located, read_operator_file
 from fairsub.domain.catalog import Catalog, parse_catalog
 from fairsub.domain.errors import InvalidInput
+from fairsub.domain.refund_rules import parse_policy
+from fairsub.domain.refunds import RefundPolicy
 
 
 def _usable_here(catalog: Catalog) -> Catalog:
@@ -46,3 +48,14 @@ def parse_text(text: str, name: str = "catalog") -> Catalog:
 def load_catalog(path: Path | None) -> Catalog:
     """The operator's catalog, or the demo catalog shipped with fairsub."""
     return parse_text(*read_operator_file(path))
+
+
+def _catalog_and_policy(data: Mapping[str, Any]) -> tuple[Catalog, RefundPolicy | None]:
+    return _catalog(data), parse_policy(data) if "refunds" in data else None
+
+
+def check_file(path: Path) -> tuple[Catalog, RefundPolicy | None]:
+    """The catalog in the operator's file and, if the file has a [refunds] section, the
+    refund policy in it, checked as `fairsub policy check` checks it. Without one, the
+    portal reads the policy from FAIRSUB_REFUND_POLICY_FILE."""
+    return parse_located(*read_operator_file(path), _catalog_and_policy)
