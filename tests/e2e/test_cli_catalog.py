@@ -1,13 +1,30 @@
-"""`fairsub catalog check` and `fairsub policy check` on files an operator got wrong: one
-line on stderr naming FILE:LINE, exit 2, never a traceback."""
+"""Operator files gone wrong, as `fairsub catalog check`, `fairsub policy check` and the
+commands that start the portal or the worker see them: one line on stderr naming FILE:LINE,
+exit 2, never a traceback."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_cli_billing import DEMO_CATALOG, run
+from tests.conftest import free_port
+from tests.e2e.test_cli_billing import DEMO_CATALOG, FAIRSUB, run
+
+
+def refused_at_start(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """As `run`, for a command that should refuse to start: one that starts instead is
+    stopped after 30 seconds, and the test fails."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FAIRSUB_")}
+    environment.update({"FAIRSUB_DATA_DIR": str(tmp_path / "var"), "FAIRSUB_CLOCK": "test", **env})
+    try:
+        return subprocess.run(
+            [*FAIRSUB, *args], capture_output=True, text=True, env=environment, timeout=30
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"`fairsub {' '.join(args)}` started instead of refusing to")
 
 
 def line_of(text: str, needle: str) -> int:
@@ -88,3 +105,28 @@ def test_catalog_check_says_what_refund_policy_the_file_has(tmp_path: Path) -> N
     assert "No refund policy ([refunds]) in this file: set FAIRSUB_REFUND_POLICY_FILE" in (
         checked.stdout
     )
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+@pytest.mark.parametrize("policy", ["broken", "missing"])
+def test_the_portal_and_the_worker_do_not_start_with_a_broken_or_missing_refund_policy(
+    tmp_path: Path, command: str, policy: str
+) -> None:
+    text = DEMO_CATALOG.read_text("utf-8")
+    if policy == "broken":
+        text = text.replace('outcome = "pro_rata"', 'outcome = "half"')
+        expected = f"{line_of(text, 'half')}: refunds.rules[2].outcome: expected one of full"
+    else:
+        text = text[: text.index("[refunds.statutory]")]
+        expected = " no refund policy: FAIRSUB_CATALOG_FILE has no [refunds] section"
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(text, encoding="utf-8")
+    args = ("--port", str(free_port()), "--workers", "1") if command == "serve" else ("--once",)
+    assert run(tmp_path, "db", "upgrade").returncode == 0
+
+    result = refused_at_start(tmp_path, command, *args, FAIRSUB_CATALOG_FILE=str(catalog))
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"fairsub: {catalog}:{expected}")
