@@ -32,6 +32,7 @@ from fairsub.domain.refunds import RefundPolicy
 from fairsub.services.ports import Clock, Mailer, PasswordHasher, PaymentGateway
 
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
 
 
 def _stamp(path: Path | None) -> tuple[int, int] | None:
@@ -82,11 +83,22 @@ class Container:
 
     def _operator_file(self, name: str, path: Path | None, load: Callable[[Path | None], T]) -> T:
         """Parsed once, and again whenever the file changes: the portal and the worker keep
-        running while the operator edits it."""
+        running while the operator edits it. An edit that does not parse is logged once and
+        the last version that did is kept, so customers' pages do not fail for it; with no
+        good version yet (at start-up) the error is raised."""
         stamp = (path, _stamp(path))
         cached = self._parsed.get(name)
         if cached is None or cached[0] != stamp:
-            cached = self._parsed[name] = (stamp, load(path))
+            try:
+                cached = (stamp, load(path))
+            except InvalidInput as error:
+                if cached is None:
+                    raise
+                log.error(
+                    "operator_file_invalid", which=name, error=error.message, kept="last good"
+                )
+                cached = (stamp, cached[1])  # the same broken version is not logged again
+            self._parsed[name] = cached
         value: T = cached[1]
         return value
 

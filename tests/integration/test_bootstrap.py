@@ -153,3 +153,30 @@ def test_a_catalog_file_without_a_refund_policy_stops_start_up_unless_one_is_nam
         assert len(paired.refund_policy().rules) == 4
     finally:
         paired.close()
+
+
+def test_an_edit_that_breaks_the_running_policy_is_logged_once_and_the_last_good_one_kept(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    from structlog.testing import capture_logs
+
+    from tests.conftest import make_container
+    from tests.fakes import FakeClock
+
+    policy = tmp_path / "policy.toml"
+    policy.write_text(demo_text(), "utf-8")
+    container = make_container(sqlite_url, tmp_path, FakeClock(), refund_policy_file=policy)
+    try:
+        running = container.refund_policy()
+        policy.write_text(demo_text().replace('outcome = "pro_rata"', 'outcome = "half"'), "utf-8")
+
+        with capture_logs() as logs:
+            assert container.refund_policy() is running  # customers' pages carry on
+            assert container.refund_policy() is running
+    finally:
+        container.close()
+
+    (logged,) = [entry for entry in logs if entry["event"] == "operator_file_invalid"]
+    assert logged["log_level"] == "error"
+    assert logged["error"].startswith(f"{policy}:")
+    assert "refunds.rules[2].outcome" in logged["error"]
