@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import structlog
 from sqlalchemy import Engine
 
-from fairsub.adapters.catalog_file import load_catalog
+from fairsub.adapters.catalog_file import check_file, load_catalog
 from fairsub.adapters.clock import OffsetFileClock, SystemClock
 from fairsub.adapters.db.engine import make_engine
 from fairsub.adapters.db.uow import SqlUnitOfWorkFactory
@@ -27,10 +27,12 @@ from fairsub.adapters.policy_file import load_policy
 from fairsub.config import ClockName, GatewayName, MailBackend, Settings
 from fairsub.domain.catalog import Catalog
 from fairsub.domain.contacts import OfficialChannels
+from fairsub.domain.errors import InvalidInput
 from fairsub.domain.refunds import RefundPolicy
 from fairsub.services.ports import Clock, Mailer, PasswordHasher, PaymentGateway
 
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
 
 
 def _stamp(path: Path | None) -> tuple[int, int] | None:
@@ -65,13 +67,38 @@ class Container:
         path = self.settings.refund_policy_file or self.settings.catalog_file
         return self._operator_file("policy", path, load_policy)
 
+    def check_operator_files(self) -> None:
+        """Read the catalog and the refund policy now, so that a broken or missing one stops
+        the portal or the worker from starting, with FILE:LINE, rather than failing a
+        customer's page once they run. Unset, FAIRSUB_REFUND_POLICY_FILE means the policy is
+        the [refunds] section of FAIRSUB_CATALOG_FILE: there is no default to fall back to."""
+        catalog, policy = self.settings.catalog_file, self.settings.refund_policy_file
+        if policy is None and catalog is not None and check_file(catalog)[1] is None:
+            raise InvalidInput(
+                f"{catalog}: no refund policy: FAIRSUB_CATALOG_FILE has no [refunds] section "
+                "and FAIRSUB_REFUND_POLICY_FILE is not set"
+            )
+        self.catalog()
+        self.refund_policy()
+
     def _operator_file(self, name: str, path: Path | None, load: Callable[[Path | None], T]) -> T:
         """Parsed once, and again whenever the file changes: the portal and the worker keep
-        running while the operator edits it."""
+        running while the operator edits it. An edit that does not parse is logged once and
+        the last version that did is kept, so customers' pages do not fail for it; with no
+        good version yet (at start-up) the error is raised."""
         stamp = (path, _stamp(path))
         cached = self._parsed.get(name)
         if cached is None or cached[0] != stamp:
-            cached = self._parsed[name] = (stamp, load(path))
+            try:
+                cached = (stamp, load(path))
+            except InvalidInput as error:
+                if cached is None:
+                    raise
+                log.error(
+                    "operator_file_invalid", which=name, error=error.message, kept="last good"
+                )
+                cached = (stamp, cached[1])  # the same broken version is not logged again
+            self._parsed[name] = cached
         value: T = cached[1]
         return value
 

@@ -92,3 +92,91 @@ def test_the_database_pool_is_sized_by_settings(tmp_path: Path) -> None:
         container.close()
     with pytest.raises(ValidationError, match="db_pool_size"):
         settings(tmp_path, db_pool_size=0)
+
+
+def demo_text() -> str:
+    return (Path(__file__).resolve().parents[2] / "src/fairsub/data/demo-catalog.toml").read_text(
+        "utf-8"
+    )
+
+
+def test_a_broken_refund_policy_is_reported_at_start_up_with_its_line(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    from fairsub.domain.errors import InvalidInput
+    from tests.conftest import make_container
+    from tests.fakes import FakeClock
+
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(demo_text().replace('outcome = "pro_rata"', 'outcome = "half"'), "utf-8")
+    line = next(n for n, t in enumerate(catalog.read_text("utf-8").splitlines(), 1) if "half" in t)
+    container = make_container(sqlite_url, tmp_path, FakeClock(), catalog_file=catalog)
+    try:
+        with pytest.raises(InvalidInput) as refused:
+            container.check_operator_files()
+    finally:
+        container.close()
+
+    assert refused.value.message == (
+        f"{catalog}:{line}: refunds.rules[2].outcome: expected one of full, pro_rata, none"
+    )
+
+
+def test_a_catalog_file_without_a_refund_policy_stops_start_up_unless_one_is_named(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    from fairsub.domain.errors import InvalidInput
+    from tests.conftest import make_container
+    from tests.fakes import FakeClock
+
+    text = demo_text()
+    catalog, policy = tmp_path / "catalog.toml", tmp_path / "policy.toml"
+    catalog.write_text(text[: text.index("[refunds.statutory]")], "utf-8")
+    policy.write_text(text[text.index("[refunds.statutory]") :], "utf-8")
+
+    alone = make_container(sqlite_url, tmp_path, FakeClock(), catalog_file=catalog)
+    try:
+        with pytest.raises(InvalidInput) as refused:
+            alone.check_operator_files()
+    finally:
+        alone.close()
+    assert refused.value.message == (
+        f"{catalog}: no refund policy: FAIRSUB_CATALOG_FILE has no [refunds] section and "
+        "FAIRSUB_REFUND_POLICY_FILE is not set"
+    )
+
+    paired = make_container(
+        sqlite_url, tmp_path, FakeClock(), catalog_file=catalog, refund_policy_file=policy
+    )
+    try:
+        paired.check_operator_files()
+        assert len(paired.refund_policy().rules) == 4
+    finally:
+        paired.close()
+
+
+def test_an_edit_that_breaks_the_running_policy_is_logged_once_and_the_last_good_one_kept(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    from structlog.testing import capture_logs
+
+    from tests.conftest import make_container
+    from tests.fakes import FakeClock
+
+    policy = tmp_path / "policy.toml"
+    policy.write_text(demo_text(), "utf-8")
+    container = make_container(sqlite_url, tmp_path, FakeClock(), refund_policy_file=policy)
+    try:
+        running = container.refund_policy()
+        policy.write_text(demo_text().replace('outcome = "pro_rata"', 'outcome = "half"'), "utf-8")
+
+        with capture_logs() as logs:
+            assert container.refund_policy() is running  # customers' pages carry on
+            assert container.refund_policy() is running
+    finally:
+        container.close()
+
+    (logged,) = [entry for entry in logs if entry["event"] == "operator_file_invalid"]
+    assert logged["log_level"] == "error"
+    assert logged["error"].startswith(f"{policy}:")
+    assert "refunds.rules[2].outcome" in logged["error"]

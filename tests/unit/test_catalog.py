@@ -140,9 +140,9 @@ def removing(path: str) -> Breakage:
 @pytest.mark.parametrize(
     ("break_it", "path"),
     [
-        (removing("vendor"), "catalog.vendor"),
-        (setting("vendor", "   "), "catalog.vendor"),
-        (setting("vendor", 42), "catalog.vendor"),
+        (removing("vendor"), "vendor"),
+        (setting("vendor", "   "), "vendor"),
+        (setting("vendor", 42), "vendor"),
         (removing("regions"), "regions"),
         (setting("regions", {}), "regions"),
         (removing("regions.US.currency"), "regions.US.currency"),
@@ -179,3 +179,33 @@ def test_bad_input_is_refused_with_a_message_naming_its_path(break_it: Breakage,
         parse_catalog(data)
 
     assert refused.value.message.startswith(path), refused.value.message
+
+
+def test_a_negative_price_is_refused_as_negative_not_as_a_non_integer() -> None:
+    data = catalog_data()
+    data["plans"]["x"]["prices"]["US"] = -499
+
+    with pytest.raises(InvalidInput) as refused:
+        parse_catalog(data)
+
+    assert refused.value.message == "plans.x.prices.US: a price cannot be negative (got -499)"
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("plans.x.trail_days", "product, name, term, seats, prices, trial_days"),
+        ("plans.x.colour", "product, name, term, seats, prices, trial_days"),
+        ("regions.US.time_zone", "name, currency, locale, timezone"),
+        ("products.av.summary", "name, description"),
+        ("plan", "vendor, regions, products, plans, refunds"),
+    ],
+)
+def test_an_unknown_key_is_refused_rather_than_ignored(path: str, expected: str) -> None:
+    data = catalog_data()
+    setting(path, 30)(data)
+
+    with pytest.raises(InvalidInput) as refused:
+        parse_catalog(data)
+
+    assert refused.value.message == f"{path}: unknown key (expected one of {expected})"

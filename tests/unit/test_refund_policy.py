@@ -548,6 +548,19 @@ def test_a_bad_rule_is_reported_with_its_line_and_path(
     assert caught.value.message.startswith(f"operator.toml:{_line(text, needle)}: {message}")
 
 
+def test_two_rules_with_one_name_are_refused_at_the_second() -> None:
+    renamed = 'name = "First"'
+    text = POLICY.replace('regions = "*"', f'{renamed}\nregions = "*"', 1)
+
+    with pytest.raises(InvalidInput) as caught:
+        parse_text(text, "operator.toml")
+
+    assert caught.value.message == (
+        f"operator.toml:{_line(text, renamed)}: refunds.rules[2].name: "
+        "'First' is already the name of rule 1"
+    )
+
+
 def test_statutory_regions_are_read_and_checked() -> None:
     good = POLICY + '\n[refunds.statutory]\nwithdrawal_regions = ["GB", "IE"]\n'
     bad = POLICY + '\n[refunds.statutory]\nwithdrawal_regions = "GB"\n'

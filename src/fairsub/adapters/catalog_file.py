@@ -2,89 +2,60 @@
 
 from __future__ import annotations
 
-import re
-import tomllib
-from collections.abc import Callable, Mapping
-from importlib.resources import files
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from babel import Locale, UnknownLocaleError
+
+from fairsub.adapters.operator_file import parse_located, read_operator_file
 from fairsub.domain.catalog import Catalog, parse_catalog
 from fairsub.domain.errors import InvalidInput
-
-T = TypeVar("T")
-
-
-HEADER = re.compile(r"\s*(\[\[?[^\[\]#]*\]\]?)\s*(?:#.*)?")
+from fairsub.domain.refund_rules import parse_policy
+from fairsub.domain.refunds import RefundPolicy
 
 
-def table_header(line: str) -> str | None:
-    """A table header without its comment: '[refunds.arrival]  # why' -> '[refunds.arrival]'."""
-    found = HEADER.fullmatch(line)
-    return found.group(1) if found else None
+def _usable_here(catalog: Catalog) -> Catalog:
+    """Every region's time zone and locale are ones this machine can format in: the
+    portal formats each page in them, and would fail the region's customers instead."""
+    for code, region in catalog.regions.items():
+        try:
+            ZoneInfo(region.timezone)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise InvalidInput(
+                f"regions.{code}.timezone: no time zone {region.timezone!r} "
+                "(use a name from the tz database, such as Europe/Berlin)"
+            ) from None
+        try:
+            Locale.parse(region.locale)
+        except (UnknownLocaleError, ValueError):
+            raise InvalidInput(
+                f"regions.{code}.locale: no locale {region.locale!r} "
+                "(use language_TERRITORY, such as de_DE)"
+            ) from None
+    return catalog
 
 
-def line_of(text: str, path: str) -> int | None:
-    """The line that holds the key at a dotted path such as plans.x.term, as best we can:
-    the table header [plans.x], then the first line below it that sets `term`."""
-    parts = path.split(".")
-    lines = text.splitlines()
-    for depth in range(len(parts), 0, -1):
-        table, key = ".".join(parts[:depth]), parts[depth] if depth < len(parts) else None
-        for number, line in enumerate(lines, start=1):
-            if table_header(line) != f"[{table}]":
-                continue
-            if key is None:
-                return number
-            for offset, below in enumerate(lines[number:], start=number + 1):
-                if below.lstrip().startswith("["):
-                    break
-                if below.split("=", 1)[0].strip() == key:
-                    return offset
-            return number
-    return None
-
-
-TOML_LINE = re.compile(r"at line (\d+)")
-
-
-def parse_located(
-    text: str,
-    name: str,
-    parse: Callable[[Mapping[str, Any]], T],
-    locate: Callable[[str, str], int | None] = line_of,
-) -> T:
-    """Parse an operator's TOML file, turning every error into NAME:LINE: what is wrong."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        at = TOML_LINE.search(str(error))
-        where = f"{name}:{at.group(1)}" if at else name
-        raise InvalidInput(f"{where}: not valid TOML: {error}") from None
-    try:
-        return parse(data)
-    except InvalidInput as error:
-        path = error.message.split(":", 1)[0]
-        line = locate(text, path)
-        where = f"{name}:{line}" if line else name
-        raise InvalidInput(f"{where}: {error.message}") from None
-
-
-def read_operator_file(path: Path | None) -> tuple[str, str]:
-    """(text, name) of the operator's file, or of the demo catalog shipped with fairsub."""
-    if path is None:
-        text = files("fairsub").joinpath("data/demo-catalog.toml").read_text("utf-8")
-        return text, "demo-catalog.toml"
-    try:
-        return path.read_text("utf-8"), str(path)
-    except OSError as error:
-        raise InvalidInput(f"cannot read {path}: {error.strerror}") from None
+def _catalog(data: Mapping[str, Any]) -> Catalog:
+    return _usable_here(parse_catalog(data))
 
 
 def parse_text(text: str, name: str = "catalog") -> Catalog:
-    return parse_located(text, name, parse_catalog)
+    return parse_located(text, name, _catalog)
 
 
 def load_catalog(path: Path | None) -> Catalog:
     """The operator's catalog, or the demo catalog shipped with fairsub."""
     return parse_text(*read_operator_file(path))
+
+
+def _catalog_and_policy(data: Mapping[str, Any]) -> tuple[Catalog, RefundPolicy | None]:
+    return _catalog(data), parse_policy(data) if "refunds" in data else None
+
+
+def check_file(path: Path) -> tuple[Catalog, RefundPolicy | None]:
+    """The catalog in the operator's file and, if the file has a [refunds] section, the
+    refund policy in it, checked as `fairsub policy check` checks it. Without one, the
+    portal reads the policy from FAIRSUB_REFUND_POLICY_FILE."""
+    return parse_located(*read_operator_file(path), _catalog_and_policy)

@@ -1,7 +1,9 @@
 """What the vendor sells: products, their plans, and a price per region.
 
 The operator keeps the catalog in a TOML file; `parse_catalog` turns the parsed
-mapping into these classes and explains, by path, anything it cannot accept.
+mapping into these classes and explains, by path, anything it cannot accept. A key it
+does not know is an error, as in the refund policy: a misspelt `trail_days` must not
+quietly sell a plan without its trial.
 """
 
 from __future__ import annotations
@@ -13,6 +15,11 @@ from typing import Any
 from fairsub.domain.errors import InvalidInput
 from fairsub.domain.money import Money
 from fairsub.domain.periods import Term
+
+TOP_KEYS = ("vendor", "regions", "products", "plans", "refunds")  # refunds: refund_rules.py
+REGION_KEYS = ("name", "currency", "locale", "timezone")
+PRODUCT_KEYS = ("name", "description")
+PLAN_KEYS = ("product", "name", "term", "seats", "prices", "trial_days")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,16 +69,29 @@ class Catalog:
             raise InvalidInput(f"Unknown plan {code!r}.") from None
 
 
+def _at(where: str, key: str) -> str:
+    """The path of `key` in the table at `where` ("" for the file's top level)."""
+    return f"{where}.{key}" if where else key
+
+
 def _table(value: Any, where: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise InvalidInput(f"{where}: expected a table")
     return value
 
 
+def _known_keys(data: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    for key in data:
+        if key not in allowed:
+            raise InvalidInput(
+                f"{_at(where, key)}: unknown key (expected one of {', '.join(allowed)})"
+            )
+
+
 def _text(data: Mapping[str, Any], key: str, where: str) -> str:
     value = data.get(key)
     if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(f"{where}.{key}: expected a non-empty string")
+        raise InvalidInput(f"{_at(where, key)}: expected a non-empty string")
     return value
 
 
@@ -91,6 +111,7 @@ def _section(data: Mapping[str, Any], key: str) -> Mapping[str, Mapping[str, Any
 
 def _region(code: str, raw: Mapping[str, Any]) -> Region:
     where = f"regions.{code}"
+    _known_keys(raw, REGION_KEYS, where)
     currency = _text(raw, "currency", where)
     try:
         Money.zero(currency)
@@ -106,6 +127,7 @@ def _region(code: str, raw: Mapping[str, Any]) -> Region:
 
 
 def _product(code: str, raw: Mapping[str, Any]) -> Product:
+    _known_keys(raw, PRODUCT_KEYS, f"products.{code}")
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise InvalidInput(f"products.{code}.description: expected a string")
@@ -119,6 +141,7 @@ def _plan(
     products: Mapping[str, Product],
 ) -> Plan:
     where = f"plans.{code}"
+    _known_keys(raw, PLAN_KEYS, where)
     product = _text(raw, "product", where)
     if product not in products:
         raise InvalidInput(f"{where}.product: no product {product!r}")
@@ -130,8 +153,12 @@ def _plan(
     for region, amount in _table(raw.get("prices", {}), f"{where}.prices").items():
         if region not in regions:
             raise InvalidInput(f"{where}.prices.{region}: no region {region!r}")
-        if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
+        if not isinstance(amount, int) or isinstance(amount, bool):
             raise InvalidInput(f"{where}.prices.{region}: expected minor units (an integer)")
+        if amount < 0:
+            raise InvalidInput(
+                f"{where}.prices.{region}: a price cannot be negative (got {amount})"
+            )
         prices[region] = Money(amount, regions[region].currency)
     if not prices:
         raise InvalidInput(f"{where}.prices: expected a price for at least one region")
@@ -148,7 +175,8 @@ def _plan(
 
 def parse_catalog(data: Mapping[str, Any]) -> Catalog:
     """Build the catalog from parsed TOML; any problem is InvalidInput naming its path."""
-    vendor = _text(data, "vendor", "catalog")
+    _known_keys(data, TOP_KEYS, "")
+    vendor = _text(data, "vendor", "")
     regions = {code: _region(code, raw) for code, raw in _section(data, "regions").items()}
     products = {code: _product(code, raw) for code, raw in _section(data, "products").items()}
     plans = {

@@ -181,6 +181,19 @@ def _arrival(section: Mapping[str, Any]) -> ArrivalWindows:
     return ArrivalWindows(others=others) if card is None else ArrivalWindows(card, others)
 
 
+def _names_differ(rules: tuple[Rule, ...]) -> None:
+    """A name says which rule decided (`fairsub policy explain`): two alike would not."""
+    seen: dict[str, int] = {}
+    for number, rule in enumerate(rules, start=1):
+        if not rule.name:
+            continue
+        first = seen.setdefault(rule.name.casefold(), number)
+        if first != number:
+            raise InvalidInput(
+                f"refunds.rules[{number}].name: {rule.name!r} is already the name of rule {first}"
+            )
+
+
 def parse_policy(data: Mapping[str, Any]) -> RefundPolicy:
     """The `[refunds]` section of parsed TOML as a policy. When the same file has a catalog
     (`[regions.*]`), every region a rule names must be one of its regions."""
@@ -197,6 +210,7 @@ def parse_policy(data: Mapping[str, Any]) -> RefundPolicy:
         _rule(raw, f"refunds.rules[{number}]", known)
         for number, raw in enumerate(raw_rules, start=1)
     )
+    _names_differ(rules)
     withdrawal = _statutory(section)
     arrival = _arrival(section)
     if withdrawal is None:

@@ -111,6 +111,7 @@ def worker(
     from fairsub.entrypoints.worker import Worker
 
     with opened() as container:
+        container.check_operator_files()
         catalog_service.store(container.uows(), container.clock, container.catalog())
         runner = Worker(container, interval=interval, batch=batch, in_flight=in_flight)
         heap.settle()

@@ -160,6 +160,7 @@ def serve(
         )
     with opened() as container:
         _check_port_free(address)
+        container.check_operator_files()
         plural = "process" if workers == 1 else "processes"
         out.print(f"fairsub portal on http://{address}/ ({workers} {plural})")
         _serve(
@@ -190,6 +191,7 @@ def run_demo(
             fail("the demo runs only with FAIRSUB_ENV=dev")
         address = serving.Address("127.0.0.1", port)
         _check_port_free(address)
+        container.check_operator_files()
         _upgrade(container)
         _seed(container)
         base = f"http://{address}"
