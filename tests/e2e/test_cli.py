@@ -67,9 +67,9 @@ def test_audit_verify_exits_1_and_names_the_tampered_entry(tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"FAIRSUB_SMTP_PORT": "not-a-port"}, "invalid setting smtp_port"),
+        ({"FAIRSUB_SMTP_PORT": "not-a-port"}, "FAIRSUB_SMTP_PORT: input should be"),
         ({"FAIRSUB_ENV": "production"}, "FAIRSUB_SECRET_KEY must be set"),
-        ({"FAIRSUB_DATABASE_URL": "nosuchdb://x"}, "fairsub:"),
+        ({"FAIRSUB_DATABASE_URL": "nosuchdb://x"}, "FAIRSUB_DATABASE_URL is not a database"),
     ],
 )
 def test_bad_settings_give_one_line_on_stderr_and_exit_2(

@@ -8,12 +8,11 @@ from contextlib import contextmanager
 from typing import Any, NoReturn
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from sqlalchemy.exc import SQLAlchemyError
 
 from fairsub.bootstrap import Container, bootstrap
-from fairsub.config import Settings
+from fairsub.config import load_settings
 from fairsub.domain.errors import FairsubError
 
 out = Console(soft_wrap=True)
@@ -31,16 +30,20 @@ def opened(**overrides: Any) -> Iterator[Container]:
     """Settings and wiring, with every expected failure turned into one line and exit 2."""
     container: Container | None = None
     try:
-        container = bootstrap(Settings(**overrides))
+        container = bootstrap(load_settings(**overrides))
         yield container
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "settings"
-        fail(f"invalid setting {where}: {first['msg']}")
     except FairsubError as error:
         fail(error.message)
     except SQLAlchemyError as error:
-        fail(f"database error: {error.__class__.__name__}: {str(error).splitlines()[0]}")
+        missing = _schema_missing(error)
+        if missing:
+            fail(
+                f"the database is not set up for this version of fairsub ({missing}); "
+                "run `fairsub db upgrade` first"
+            )
+        fail(f"database error: {error.__class__.__name__}: {_first_line(error)}")
+    except OverflowError as error:  # a number too big for the database's integers
+        fail(f"a number given is too large ({error})")
     except (typer.Exit, typer.Abort):
         raise
     except Exception as error:  # noqa: BLE001 - a bug, but still no stack trace at the terminal
@@ -48,3 +51,22 @@ def opened(**overrides: Any) -> Iterator[Container]:
     finally:
         if container is not None:
             container.close()
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).splitlines() or [error.__class__.__name__])[0]
+
+
+def _schema_missing(error: SQLAlchemyError) -> str | None:
+    """What the database lacks, if a table or column this version needs is not there: the
+    schema was never made, or is older than the code (SQLite says so in words, PostgreSQL
+    by SQLSTATE 42P01 and 42703)."""
+    cause = getattr(error, "orig", None)
+    if cause is None:
+        return None
+    said = _first_line(cause)
+    if getattr(cause, "sqlstate", None) in ("42P01", "42703") or said.startswith(
+        ("no such table:", "no such column:")
+    ):
+        return said
+    return None

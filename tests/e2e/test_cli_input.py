@@ -1,0 +1,132 @@
+"""Bad input as a newcomer gives it (settings, numbers, a database not made yet): one line
+on stderr saying what is wrong, exit 2, never a traceback.
+
+The commands run in this process: parsing, wiring and error handling are those of a real
+one, which takes seconds to start. test_cli.py runs a few as real processes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from fairsub.entrypoints.cli.main import app
+
+Fairsub = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def fairsub(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Fairsub:
+    """`fairsub ARGS` with the FAIRSUB_* variables given: (exit code, stdout, stderr)."""
+    for name in [n for n in os.environ if n.startswith("FAIRSUB_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # no .env of the developer's, and nothing left where pytest runs
+    monkeypatch.setenv("FAIRSUB_DATA_DIR", str(tmp_path / "var"))
+
+    def run(*args: str, **env: str) -> tuple[int, str, str]:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        with pytest.raises(SystemExit) as exited:
+            app(list(args), prog_name="fairsub")
+        said = capsys.readouterr()
+        code = exited.value.code
+        return (code if isinstance(code, int) else 0), said.out, said.err
+
+    return run
+
+
+def one_line(stderr: str) -> str:
+    (line,) = stderr.splitlines()
+    assert "Traceback" not in stderr
+    return line
+
+
+BAD_SETTINGS = [
+    (
+        "FAIRSUB_OFFICIAL_DOMAINS",
+        "larkspur.example",
+        "FAIRSUB_OFFICIAL_DOMAINS must be a JSON list",
+    ),
+    ("FAIRSUB_LOG_LEVEL", "loud", "FAIRSUB_LOG_LEVEL must be one of debug, info, warning, error"),
+    (
+        "FAIRSUB_DATABASE_URL",
+        "mysql://fairsub@db.example/fairsub",
+        "FAIRSUB_DATABASE_URL is not a database fairsub can use; give sqlite:///PATH or "
+        "postgresql+psycopg://",
+    ),
+    (
+        "FAIRSUB_DATABASE_URL",
+        "postgresql+asyncpg://fairsub@db.example/fairsub",
+        "FAIRSUB_DATABASE_URL is not a database fairsub can use",
+    ),
+    ("FAIRSUB_DATABASE_URL", "sqlite:///", "FAIRSUB_DATABASE_URL needs a file path for SQLite"),
+    ("FAIRSUB_SMTP_PORT", "-1", "FAIRSUB_SMTP_PORT must be a port number from 1 to 65535"),
+    ("FAIRSUB_SMTP_PORT", "99999", "FAIRSUB_SMTP_PORT must be a port number from 1 to 65535"),
+    ("FAIRSUB_SMTP_PORT", "not-a-port", "FAIRSUB_SMTP_PORT: input should be a valid integer"),
+    ("FAIRSUB_BASE_URL", "notaurl", "FAIRSUB_BASE_URL must be http:// or https:// and a host name"),
+    ("FAIRSUB_BASE_URL", "", "FAIRSUB_BASE_URL must be http:// or https://"),
+    ("FAIRSUB_BASE_URL", "https://billing.example.com/portal", "FAIRSUB_BASE_URL must be"),
+    ("FAIRSUB_VENDOR_NAME", "", "FAIRSUB_VENDOR_NAME is empty"),
+    ("FAIRSUB_MAIL_FROM", "garbage", "FAIRSUB_MAIL_FROM has no email address in it"),
+    (
+        "FAIRSUB_ENV",
+        "production",
+        "FAIRSUB_SECRET_KEY must be set to 32+ random characters in production",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"), BAD_SETTINGS, ids=[f"{n}={v}" for n, v, _ in BAD_SETTINGS]
+)
+def test_a_bad_setting_is_named_in_one_line_and_exits_2(
+    fairsub: Fairsub, name: str, value: str, message: str
+) -> None:
+    code, out, err = fairsub("db", "upgrade", **{name: value})
+    assert (code, out) == (2, "")
+    assert one_line(err).startswith(f"fairsub: {message}")
+
+
+def test_an_empty_data_dir_is_refused_rather_than_taken_as_the_current_directory(
+    fairsub: Fairsub, tmp_path: Path
+) -> None:
+    code, _, err = fairsub("db", "upgrade", FAIRSUB_DATA_DIR="")
+    assert code == 2
+    assert one_line(err).startswith("fairsub: FAIRSUB_DATA_DIR is empty")
+    assert list(tmp_path.iterdir()) == []  # no database or secret key where it was run
+
+
+def test_a_data_dir_that_cannot_be_a_directory_says_why(fairsub: Fairsub, tmp_path: Path) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    is_a_file = fairsub("db", "upgrade", FAIRSUB_DATA_DIR=str(a_file))
+    assert is_a_file[0] == 2
+    assert (
+        one_line(is_a_file[2]) == f"fairsub: FAIRSUB_DATA_DIR is a file, not a directory: {a_file}"
+    )
+    under_a_file = fairsub("db", "upgrade", FAIRSUB_DATA_DIR=str(a_file / "var"))
+    assert under_a_file[0] == 2
+    assert "part of" in one_line(under_a_file[2]) and "is a file" in under_a_file[2]
+    if Path("/proc/self").exists():  # a directory where nothing can be made
+        nowhere = fairsub("db", "upgrade", FAIRSUB_DATA_DIR="/proc/fairsub-nope")
+        assert nowhere[0] == 2
+        assert one_line(nowhere[2]).startswith("fairsub: FAIRSUB_DATA_DIR cannot be made: ")
+
+
+def test_a_command_before_db_upgrade_says_to_run_it(fairsub: Fairsub) -> None:
+    code, _, err = fairsub("seed-demo")
+    assert code == 2
+    line = one_line(err)
+    assert "no such table" in line
+    assert line.endswith("run `fairsub db upgrade` first")
+
+
+def test_a_number_too_large_for_the_database_is_bad_input(fairsub: Fairsub) -> None:
+    assert fairsub("db", "upgrade")[0] == 0
+    code, _, err = fairsub("cases", "resolve", "9" * 23, "--refund", "--note", "a typo")
+    assert code == 2
+    assert "too large" in one_line(err)
