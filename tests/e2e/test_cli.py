@@ -98,3 +98,11 @@ def test_upgrade_and_seed_on_postgresql(tmp_path: Path, pg_url: str) -> None:
     seed = run(tmp_path, "seed-demo", FAIRSUB_DATABASE_URL=url)
     assert seed.returncode == 0, seed.stderr
     assert run(tmp_path, "audit", "verify", FAIRSUB_DATABASE_URL=url).returncode == 0
+
+
+def test_a_usage_error_is_one_line_from_a_real_process(tmp_path: Path) -> None:
+    result = run(tmp_path, "clock", "advance", "--days", "-3")
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("fairsub: invalid value for '--days'")
+    assert line.endswith("clock advance --help)")

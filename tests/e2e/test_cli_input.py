@@ -130,3 +130,45 @@ def test_a_number_too_large_for_the_database_is_bad_input(fairsub: Fairsub) -> N
     code, _, err = fairsub("cases", "resolve", "9" * 23, "--refund", "--note", "a typo")
     assert code == 2
     assert "too large" in one_line(err)
+
+
+USAGE_ERRORS = [
+    (["clock", "advance", "--days", "-3"], "invalid value for '--days'", "fairsub clock advance"),
+    (["clock", "advance", "--days", "3d"], "invalid value for '--days'", "fairsub clock advance"),
+    (["clock", "advance", "--day", "3"], "no such option: --day", "fairsub clock advance"),
+    (["billing", "announce-price"], "missing argument 'plan'", "fairsub billing announce-price"),
+    (["clock", "show", "today"], "got unexpected extra argument", "fairsub clock show"),
+    (["nosuch"], "no such command 'nosuch'", "fairsub"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "command"), USAGE_ERRORS, ids=[" ".join(a) for a, _, _ in USAGE_ERRORS]
+)
+def test_a_usage_error_is_one_line_pointing_at_the_help(
+    fairsub: Fairsub, args: list[str], message: str, command: str
+) -> None:
+    code, out, err = fairsub(*args)
+    assert (code, out) == (2, "")
+    line = one_line(err)
+    assert line.startswith(f"fairsub: {message}")
+    assert line.endswith(f"(see {command} --help)")
+
+
+def test_help_is_still_the_full_help(fairsub: Fairsub) -> None:
+    code, out, err = fairsub("clock", "advance", "--help")
+    assert (code, err) == (0, "")
+    assert "Usage: fairsub clock advance" in out
+    assert "--days" in out
+
+
+def test_a_negative_price_is_refused_for_what_it_is(fairsub: Fairsub) -> None:
+    assert fairsub("db", "upgrade")[0] == 0
+    assert fairsub("seed-demo")[0] == 0
+    announce = ["billing", "announce-price", "total360-annual", "GB"]
+    negative = fairsub(*announce, "-5", "--effective", "2030-01-01")
+    assert negative[0] == 2
+    assert one_line(negative[2]) == "fairsub: A price cannot be negative."
+    huge = fairsub(*announce, "9" * 23, "--effective", "2030-01-01")
+    assert huge[0] == 2
+    assert "at most" in one_line(huge[2])

@@ -127,13 +127,13 @@ def worker(
         runner.forever()
 
 
-@app.command("announce-price")
+# A negative AMOUNT reaches the command, which says what is wrong with it, rather than
+# being taken for an option ("No such option: -5").
+@app.command("announce-price", context_settings={"ignore_unknown_options": True})
 def announce_price(
     plan: Annotated[str, typer.Argument(help="Plan code, e.g. total360-annual.")],
     region: Annotated[str, typer.Argument(help="Region code, e.g. GB.")],
-    amount: Annotated[
-        int, typer.Argument(help="New price in minor units (pence, cents; yen).", min=0)
-    ],
+    amount: Annotated[int, typer.Argument(help="New price in minor units (pence, cents; yen).")],
     effective: Annotated[
         str,
         typer.Option(

@@ -25,6 +25,33 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+class OneLineErrors(typer.Typer):
+    """A Typer app whose usage errors (a bad option, a missing argument, an unknown command)
+    are one line on stderr and exit 2, as every other bad input is. Click's standalone mode,
+    which Typer runs by default, prints five: the usage, a hint and a boxed message."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            code = super().__call__(*args, **{**kwargs, "standalone_mode": False})
+        except typer.TyperException as error:  # Typer's Click: usage errors and the like
+            if type(error).__name__ == "NoArgsIsHelpError":  # the help is printed already
+                sys.exit(2)
+            context = getattr(error, "ctx", None)  # a usage error knows the command
+            hint = f" (see {context.command_path} --help)" if context is not None else ""
+            print(f"fairsub: {_plain(error.format_message())}{hint}", file=sys.stderr)
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            print("fairsub: aborted", file=sys.stderr)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)  # what typer.Exit said, else success
+
+
+def _plain(message: str) -> str:
+    """Click's message as part of a sentence: one line, lower case, no full stop."""
+    message = " ".join(message.split()).rstrip(".")
+    return message[:1].lower() + message[1:]
+
+
 @contextmanager
 def opened(**overrides: Any) -> Iterator[Container]:
     """Settings and wiring, with every expected failure turned into one line and exit 2."""

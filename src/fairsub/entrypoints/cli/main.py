@@ -13,12 +13,12 @@ from fairsub.entrypoints import serving
 from fairsub.entrypoints import supervisor as supervisor_module
 from fairsub.entrypoints.cli import billing, catalog, clock, policy
 from fairsub.entrypoints.cli import cases as cases_cli
-from fairsub.entrypoints.cli.common import err, fail, opened, out
+from fairsub.entrypoints.cli.common import OneLineErrors, err, fail, opened, out
 from fairsub.entrypoints.relay_process import Relay
 from fairsub.services import audit, demo
 from fairsub.services import catalog as catalog_service
 
-app = typer.Typer(
+app = OneLineErrors(
     help="fairsub: subscriptions people can stop paying for in a minute.\n\n"
     "Settings come from FAIRSUB_* environment variables; see the README.",
     no_args_is_help=True,
