@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 FAIRSUB = [sys.executable, "-m", "fairsub.entrypoints.cli.main"]
 DEMO_CATALOG = Path(__file__).resolve().parents[2] / "src/fairsub/data/demo-catalog.toml"
@@ -79,6 +82,35 @@ def test_worker_once_does_a_pass_and_reports_it(tmp_path: Path) -> None:
     ok(run(tmp_path, "db", "upgrade"))
     ok(run(tmp_path, "seed-demo"))
     assert "charged 0" in ok(run(tmp_path, "worker", "--once"))
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
+def test_the_worker_stops_cleanly_on_ctrl_c_and_on_sigterm(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
+    """A service manager stops it with SIGTERM: the same clean ending as Ctrl-C."""
+    ok(run(tmp_path, "db", "upgrade"))
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FAIRSUB_")}
+    environment.update(FAIRSUB_DATA_DIR=str(tmp_path / "var"), FAIRSUB_CLOCK="test")
+    worker = subprocess.Popen(
+        [*FAIRSUB, "worker", "--interval", "600"],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stdout is not None
+        assert "a pass every" in worker.stdout.readline()
+        worker.send_signal(stop)
+        out, err = worker.communicate(timeout=60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert worker.returncode == 0, err
+    assert "fairsub worker stopped." in out
+    assert "Traceback" not in err
 
 
 def test_a_price_increase_is_announced_with_the_notice_period_enforced(tmp_path: Path) -> None:

@@ -3,13 +3,13 @@ it by the Supervisor of `fairsub serve --workers N` (see supervisor.py)."""
 
 from __future__ import annotations
 
-import signal
 import socket
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any
+
+from fairsub.entrypoints.stopping import sigterm_as_ctrl_c
 
 PICKED_UP = b"p"  # the answer to each connection handed over, once it has been picked up
 
@@ -112,20 +112,12 @@ def uvicorn_server(
     return Server(config)
 
 
-def _interrupt(_signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def run_until_stopped(server: Any, sockets: list[socket.socket]) -> None:
     """Run uvicorn until Ctrl-C or SIGTERM, and return once it has shut down gracefully.
     (Afterwards uvicorn raises the signal it caught again, for whoever handled it before:
     here that is a KeyboardInterrupt for either, so what was opened is closed in order.)"""
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        with suppress(KeyboardInterrupt):
-            server.run(sockets=sockets)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with sigterm_as_ctrl_c(), suppress(KeyboardInterrupt):
+        server.run(sockets=sockets)
 
 
 def serve_here(app: Any, address: Address, *, proxy_headers: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Annotated
 
 import typer
@@ -10,6 +11,7 @@ from rich.table import Table
 
 from fairsub.entrypoints import heap
 from fairsub.entrypoints.cli.common import err, fail, opened, out
+from fairsub.entrypoints.stopping import sigterm_as_ctrl_c
 from fairsub.services import billing as billing_service
 from fairsub.services import catalog as catalog_service
 from fairsub.services import reconcile as reconcile_service
@@ -123,8 +125,11 @@ def worker(
                 f"reminders {summary.reminded}"
             )
             return
-        out.print(f"fairsub worker: a pass every {interval:g} s. Stop with Ctrl-C.")
-        runner.forever()
+        # Before the line saying it runs, so that a stop sent on reading it is a clean one.
+        with sigterm_as_ctrl_c(), suppress(KeyboardInterrupt):
+            out.print(f"fairsub worker: a pass every {interval:g} s. Stop with Ctrl-C.")
+            runner.forever()
+    out.print("fairsub worker stopped.")
 
 
 # A negative AMOUNT reaches the command, which says what is wrong with it, rather than
