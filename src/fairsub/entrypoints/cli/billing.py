@@ -6,11 +6,11 @@ from contextlib import suppress
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import TimeElapsedColumn
 from rich.table import Table
 
 from fairsub.entrypoints import heap
-from fairsub.entrypoints.cli.common import err, fail, opened, out
+from fairsub.entrypoints.cli.common import err, fail, opened, out, progress
 from fairsub.entrypoints.stopping import sigterm_as_ctrl_c
 from fairsub.services import billing as billing_service
 from fairsub.services import catalog as catalog_service
@@ -30,22 +30,15 @@ def run(batch: Batch = 200, in_flight: InFlight = 8) -> None:
         with container.uows().read() as uow:
             due = uow.billing.due_count(container.clock.now())
         heap.settle()
-        with Progress(
-            TextColumn("Renewing"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-        ) as progress:
-            task = progress.add_task("renew", total=due or None)
+        with progress("Renewing", TimeElapsedColumn()) as bar:
+            task = bar.add_task("renew", total=due or None)
             summary = billing_service.run(
                 container.uows,
                 container.gateway,
                 container.clock,
                 batch=batch,
                 in_flight=in_flight,
-                progress=lambda n: progress.advance(task, n),
+                progress=lambda n: bar.advance(task, n),
             )
         table = Table(title="Billing run", show_header=True)
         for name in ("charged", "declined", "unknown", "skipped", "settled", "expired"):

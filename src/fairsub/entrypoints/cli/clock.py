@@ -6,11 +6,10 @@ from datetime import datetime
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from fairsub.adapters.clock import OffsetFileClock
 from fairsub.bootstrap import Container
-from fairsub.entrypoints.cli.common import err, fail, opened, out
+from fairsub.entrypoints.cli.common import fail, opened, out, progress
 
 app = typer.Typer(
     help="The test clock (FAIRSUB_CLOCK=test): show it, move it forward.",
@@ -44,15 +43,9 @@ def advance(
     with opened() as container:
         _test_clock(container)
         worker = Worker(container)
-        with Progress(
-            TextColumn("Days passing"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=err,
-            transient=True,
-        ) as progress:
-            task = progress.add_task("days", total=days)
-            summary = worker.advance(days, lambda n: progress.advance(task, n))
+        with progress("Days passing") as bar:
+            task = bar.add_task("days", total=days)
+            summary = worker.advance(days, lambda n: bar.advance(task, n))
         out.print(
             f"It is now {container.clock.now().isoformat(timespec='seconds')}. "
             f"Charged {summary.charged}, declined {summary.declined}, "

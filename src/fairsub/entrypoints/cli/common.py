@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn
 from sqlalchemy.exc import SQLAlchemyError
 
 from fairsub.bootstrap import Container, bootstrap
@@ -17,6 +18,20 @@ from fairsub.domain.errors import FairsubError
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
+
+
+def progress(label: str, *more: ProgressColumn) -> Progress:
+    """A bar on stderr that goes when done, shown only at a terminal: written to a pipe or
+    a file, Rich leaves an empty line where it stood, before whatever comes next."""
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *more,
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, NoReturn
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from fairsub.bootstrap import Container
 from fairsub.config import ClockName
@@ -13,7 +12,7 @@ from fairsub.entrypoints import serving
 from fairsub.entrypoints import supervisor as supervisor_module
 from fairsub.entrypoints.cli import billing, catalog, clock, policy
 from fairsub.entrypoints.cli import cases as cases_cli
-from fairsub.entrypoints.cli.common import OneLineErrors, err, fail, opened, out
+from fairsub.entrypoints.cli.common import OneLineErrors, fail, opened, out, progress
 from fairsub.entrypoints.relay_process import Relay
 from fairsub.services import audit, demo
 from fairsub.services import catalog as catalog_service
@@ -213,17 +212,11 @@ def run_demo(
 def audit_verify() -> None:
     """Check the audit log's hash chain. Exit 1 and name the first broken entry if tampered."""
     with opened() as container:
-        with Progress(
-            TextColumn("Verifying audit log"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=err,
-            transient=True,
-        ) as progress:
-            task = progress.add_task("verify", total=None)
+        with progress("Verifying audit log") as bar:
+            task = bar.add_task("verify", total=None)
 
             def advance(n: int) -> None:
-                progress.advance(task, n)
+                bar.advance(task, n)
 
             total, broken = audit.verify(container.uows(), advance)
         if broken is not None:
