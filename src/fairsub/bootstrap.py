@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,7 +161,14 @@ def configure_logging(level: str) -> None:
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=_stderr_logger,
     )
+
+
+def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
+    """Log lines go to stderr, so that a command's stdout is its result alone. The stream is
+    looked up at each use, not once: whoever runs fairsub in-process may swap it."""
+    return structlog.PrintLogger(sys.stderr)
 
 
 def make_mailer(settings: Settings) -> Mailer:
