@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 
 from fairsub.adapters.db.tables import accounts, subscriptions
+from tests.conftest import free_port
 
 FAIRSUB = [sys.executable, "-m", "fairsub.entrypoints.cli.main"]
 
@@ -107,3 +108,24 @@ def test_a_usage_error_is_one_line_from_a_real_process(tmp_path: Path) -> None:
     (line,) = result.stderr.splitlines()
     assert line.startswith("fairsub: invalid value for '--days'")
     assert line.endswith("clock advance --help)")
+
+
+@pytest.mark.parametrize("host", ["garbage.invalid", "192.0.2.1"])
+def test_serve_on_an_address_not_of_this_machine_says_so_not_that_the_port_is_taken(
+    tmp_path: Path, host: str
+) -> None:
+    assert run(tmp_path, "db", "upgrade").returncode == 0
+    result = run(tmp_path, "serve", "--host", host, "--port", str(free_port()), "--workers", "1")
+    assert (result.returncode, result.stdout) == (2, "")
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"fairsub: cannot listen on {host}:")
+    assert line.endswith("--host must be an address of this machine, such as 127.0.0.1 or 0.0.0.0")
+    assert "another server" not in line
+
+
+def test_serve_with_its_database_down_says_so_before_any_banner(tmp_path: Path) -> None:
+    nobody = f"postgresql+psycopg://fairsub@127.0.0.1:{free_port()}/fairsub"
+    result = run(tmp_path, "serve", "--port", str(free_port()), FAIRSUB_DATABASE_URL=nobody)
+    assert (result.returncode, result.stdout) == (2, "")
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("fairsub: database error: OperationalError")

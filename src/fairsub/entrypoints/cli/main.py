@@ -96,7 +96,6 @@ def _serve(
     from fairsub.entrypoints.web.app import create_app, portal_from_environment
     from fairsub.entrypoints.worker import Worker
 
-    catalog_service.store(container.uows(), container.clock, container.catalog())
     proxy_headers = container.settings.trust_proxy_headers
     try:
         if workers == 1:
@@ -110,22 +109,31 @@ def _serve(
             recipe, address, workers=workers, proxy_headers=proxy_headers
         )
         code = supervisor.run()
-    except serving.PortInUseError as error:
-        _port_taken(error)
+    except serving.CannotListenError as error:
+        _cannot_listen(error)
     if code != 0:
         fail(f"{supervisor.failure}; the messages above say why", code=code)
 
 
-def _port_taken(error: serving.PortInUseError) -> NoReturn:
-    fail(f"{error}; is another server running there?")
+def _cannot_listen(error: serving.CannotListenError) -> NoReturn:
+    if isinstance(error, serving.PortInUseError):
+        fail(f"{error}; is another server running there?")
+    if isinstance(error, serving.NotThisMachineError):
+        fail(f"{error}; --host must be an address of this machine, such as 127.0.0.1 or 0.0.0.0")
+    fail(str(error))
 
 
 def _check_port_free(address: serving.Address) -> None:
-    """Before the banner, so a taken port is the only thing said."""
+    """Before the banner, so that an address it cannot listen on is the only thing said."""
     try:
         serving.bind(address).close()
-    except serving.PortInUseError as error:
-        _port_taken(error)
+    except serving.CannotListenError as error:
+        _cannot_listen(error)
+
+
+def _store_catalog(container: Container) -> None:
+    """Before the banner too: the first use of the database, which may not answer."""
+    catalog_service.store(container.uows(), container.clock, container.catalog())
 
 
 @app.command()
@@ -160,6 +168,7 @@ def serve(
     with opened() as container:
         _check_port_free(address)
         container.check_operator_files()
+        _store_catalog(container)
         plural = "process" if workers == 1 else "processes"
         out.print(f"fairsub portal on http://{address}/ ({workers} {plural})")
         _serve(
@@ -193,6 +202,7 @@ def run_demo(
         container.check_operator_files()
         _upgrade(container)
         _seed(container)
+        _store_catalog(container)
         base = f"http://{address}"
         out.print(
             f"\n[bold]fairsub demo[/] is running at [link={base}/]{base}/[/]\n"
