@@ -10,7 +10,7 @@ from rich.progress import TimeElapsedColumn
 from rich.table import Table
 
 from fairsub.entrypoints import heap
-from fairsub.entrypoints.cli.common import err, fail, opened, out, progress
+from fairsub.entrypoints.cli.common import counted, err, fail, opened, out, progress
 from fairsub.entrypoints.stopping import sigterm_as_ctrl_c
 from fairsub.services import billing as billing_service
 from fairsub.services import catalog as catalog_service
@@ -24,8 +24,9 @@ InFlight = Annotated[int, typer.Option(help="Charges sent to the gateway at once
 
 @app.command("run")
 def run(batch: Batch = 200, in_flight: InFlight = 8) -> None:
-    """Do one billing pass now: settle lost answers, renew what is due, end what will not
-    renew. Prints a summary (charged, declined, unknown, skipped)."""
+    """Do one billing pass now: settle lost answers, renew what is due, end what will not renew.
+
+    Prints a summary: charged, declined, unknown, skipped, settled, expired."""
     with opened() as container:
         with container.uows().read() as uow:
             due = uow.billing.due_count(container.clock.now())
@@ -52,8 +53,8 @@ def run(batch: Batch = 200, in_flight: InFlight = 8) -> None:
         out.print(table)
         if summary.unknown:
             out.print(
-                f"{summary.unknown} charge(s) have no answer yet; the next run asks the "
-                "gateway again. See `fairsub billing review`."
+                f"No answer yet for {counted(summary.unknown, 'charge')}; the next run asks "
+                "the gateway again. See `fairsub billing review`."
             )
 
 
@@ -66,11 +67,11 @@ def reconcile() -> None:
             for difference in differences:
                 err.print(str(difference), markup=False, highlight=False)
             fail(
-                f"{len(differences)} difference(s) between our ledger and the gateway's "
-                f"({compared} gateway charges compared)",
+                f"{counted(len(differences), 'difference')} between our ledger and the "
+                f"gateway's ({counted(compared, 'gateway charge')} compared)",
                 code=1,
             )
-        out.print(f"Ledgers agree: {compared} charges compared, no difference.")
+        out.print(f"Ledgers agree: {counted(compared, 'charge')} compared, no difference.")
 
 
 @app.command("review")
@@ -139,8 +140,9 @@ def announce_price(
         ),
     ],
 ) -> None:
-    """Announce a new price. Customers are told 7 to 30 days before they first pay it (C23);
-    nobody is charged more without that notice. Update the catalog file to match."""
+    """Announce a new price; customers are told 7 to 30 days before they first pay it (C23).
+
+    Nobody is charged more without that notice. Update the catalog file to match."""
     from datetime import UTC, datetime
 
     from fairsub.domain.money import Money

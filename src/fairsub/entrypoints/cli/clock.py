@@ -36,8 +36,9 @@ def show() -> None:
 def advance(
     days: Annotated[int, typer.Option(help="Days to move forward.", min=1, max=3660)],
 ) -> None:
-    """Move the clock forward a day at a time, doing each day's due work (renewals,
-    reminders, dunning, email) before returning — like billing days passing."""
+    """Move the clock forward a day at a time, doing each day's work as billing days would.
+
+    Each day's renewals, reminders, dunning and email are done before the next day begins."""
     from fairsub.entrypoints.worker import Worker
 
     with opened() as container:
@@ -62,8 +63,9 @@ def set_clock(
         ),
     ],
 ) -> None:
-    """Jump the clock forward to DATE (no work is done for the days skipped; the next
-    worker pass catches up)."""
+    """Jump the clock forward to DATE, doing no work for the days skipped.
+
+    The next worker pass catches up."""
     try:
         moment = datetime.fromisoformat(date)
     except ValueError:

@@ -34,6 +34,11 @@ def progress(label: str, *more: ProgressColumn) -> Progress:
     )
 
 
+def counted(number: int, thing: str, things: str = "") -> str:
+    """'1 entry', '2 entries': `things` is the plural when adding an s will not do."""
+    return f"{number} {thing if number == 1 else (things or thing + 's')}"
+
+
 def fail(message: str, code: int = 2) -> NoReturn:
     """One line on stderr, never wrapped or decorated, then exit."""
     print(f"fairsub: {' '.join(message.split())}", file=sys.stderr)

@@ -12,7 +12,7 @@ from fairsub.entrypoints import serving
 from fairsub.entrypoints import supervisor as supervisor_module
 from fairsub.entrypoints.cli import billing, catalog, clock, policy
 from fairsub.entrypoints.cli import cases as cases_cli
-from fairsub.entrypoints.cli.common import OneLineErrors, fail, opened, out, progress
+from fairsub.entrypoints.cli.common import OneLineErrors, counted, fail, opened, out, progress
 from fairsub.entrypoints.relay_process import Relay
 from fairsub.services import audit, demo
 from fairsub.services import catalog as catalog_service
@@ -185,8 +185,9 @@ def run_demo(
 ) -> None:
     """Migrate, load demo data if empty, and serve on 127.0.0.1 with a worker — all in one.
 
-    The demo runs on the test clock (FAIRSUB_CLOCK=test) unless told otherwise, so you can
-    move time from the portal's footer or with `fairsub clock advance --days 30`."""
+    The demo runs on the test clock (FAIRSUB_CLOCK=test) unless told otherwise.
+
+    Move its time from the portal's footer, or with `fairsub clock advance --days 30`."""
     import os
 
     overrides: dict[str, object] = (
@@ -235,7 +236,7 @@ def audit_verify() -> None:
                 "entries from there on cannot be trusted",
                 code=1,
             )
-        out.print(f"Audit log intact: {total} entries, hash chain verified.")
+        out.print(f"Audit log intact: {counted(total, 'entry', 'entries')}, hash chain verified.")
 
 
 if __name__ == "__main__":  # pragma: no cover
