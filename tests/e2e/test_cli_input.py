@@ -1,51 +1,17 @@
 """Bad input as a newcomer gives it (settings, numbers, a database not made yet): one line
 on stderr saying what is wrong, exit 2, never a traceback.
 
-The commands run in this process: parsing, wiring and error handling are those of a real
-one, which takes seconds to start. test_cli.py runs a few as real processes."""
+The commands run in this process (the `fairsub` fixture): parsing, wiring and error
+handling are those of a real one, which takes seconds to start. test_cli.py runs a few as
+real processes."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from fairsub.entrypoints import heap
-from fairsub.entrypoints.cli.main import app
-
-Fairsub = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def fairsub(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Fairsub:
-    """`fairsub ARGS` with the FAIRSUB_* variables given: (exit code, stdout, stderr)."""
-    for name in [n for n in os.environ if n.startswith("FAIRSUB_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)  # no .env of the developer's, and nothing left where pytest runs
-    monkeypatch.setenv("FAIRSUB_DATA_DIR", str(tmp_path / "var"))
-    monkeypatch.setattr(heap, "settle", lambda: None)  # no freezing pytest's own heap
-
-    def run(*args: str, **env: str) -> tuple[int, str, str]:
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        with pytest.raises(SystemExit) as exited:
-            app(list(args), prog_name="fairsub")
-        said = capsys.readouterr()
-        code = exited.value.code
-        return (code if isinstance(code, int) else 0), said.out, said.err
-
-    return run
-
-
-def one_line(stderr: str) -> str:
-    (line,) = stderr.splitlines()
-    assert "Traceback" not in stderr
-    return line
-
+from tests.e2e.conftest import Fairsub, one_line
 
 BAD_SETTINGS = [
     (
@@ -174,24 +140,3 @@ def test_a_negative_price_is_refused_for_what_it_is(fairsub: Fairsub) -> None:
     huge = fairsub(*announce, "9" * 23, "--effective", "2030-01-01")
     assert huge[0] == 2
     assert "at most" in one_line(huge[2])
-
-
-@pytest.mark.parametrize("group", ["billing", "clock", "cases", "db", "audit"])
-def test_each_command_is_summed_up_on_one_line_of_the_help(
-    fairsub: Fairsub, monkeypatch: pytest.MonkeyPatch, group: str
-) -> None:
-    """A line break inside a docstring's first paragraph showed in the list of commands
-    ("… end what will not" and "renew." on the next line)."""
-    monkeypatch.setenv("COLUMNS", "200")  # wide enough for every summary
-    code, out, _ = fairsub(group, "--help")
-    assert code == 0
-    commands = out[out.index("Commands") :].splitlines()[1:-1]
-    continued = [line for line in commands if line.startswith("│  ")]
-    assert commands and continued == []
-
-
-def test_counts_of_one_are_singular(fairsub: Fairsub) -> None:
-    assert fairsub("db", "upgrade")[0] == 0
-    assert fairsub("worker", "--once")[0] == 0  # stores the catalog: one audit entry
-    code, out, _ = fairsub("audit", "verify")
-    assert (code, out) == (0, "Audit log intact: 1 entry, hash chain verified.\n")

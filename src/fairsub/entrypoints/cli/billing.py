@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import suppress
+from datetime import UTC
 from typing import Annotated
 
 import typer
@@ -84,7 +85,11 @@ def review() -> None:
             out.print("Nothing to review: every charge has a known outcome.")
             return
         table = Table(title="Charges with no known outcome")
-        for column in ("attempt", "idempotency key", "amount", "status", "since"):
+        table.add_column("attempt", justify="right")
+        # Whole, on one line: the operator looks it up at the gateway, and copies it.
+        longest = max(len(attempt.idempotency_key) for attempt in pending)
+        table.add_column("idempotency key", no_wrap=True, min_width=longest)
+        for column in ("amount", "status", "since"):
             table.add_column(column)
         for attempt in pending:
             table.add_row(
@@ -92,7 +97,7 @@ def review() -> None:
                 attempt.idempotency_key,
                 attempt.amount.plain(),
                 attempt.status.value,
-                attempt.created_at.isoformat(timespec="seconds"),
+                f"{attempt.created_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC",
             )
         out.print(table)
 
@@ -143,7 +148,7 @@ def announce_price(
     """Announce a new price; customers are told 7 to 30 days before they first pay it (C23).
 
     Nobody is charged more without that notice. Update the catalog file to match."""
-    from datetime import UTC, datetime
+    from datetime import datetime
 
     from fairsub.domain.money import Money
     from fairsub.services import pricing
