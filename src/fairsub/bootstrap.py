@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,6 +112,33 @@ class Container:
             close_gateway()
 
 
+def prepare_data_dir(settings: Settings) -> None:
+    """Make the data directory, if anything is kept there, before any adapter writes to it:
+    one that cannot be made is said in one sentence, naming the setting."""
+    uses_it = (
+        settings.database_url is None
+        or not settings.secret_key
+        or settings.mail_backend is MailBackend.MAILDIR
+        or settings.payment_gateway is GatewayName.SANDBOX
+        or settings.clock is ClockName.TEST
+    )
+    path = settings.data_dir
+    if not uses_it:
+        return
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise InvalidInput(f"FAIRSUB_DATA_DIR is a file, not a directory: {path}") from None
+    except NotADirectoryError:
+        raise InvalidInput(
+            f"FAIRSUB_DATA_DIR cannot be made: part of {path} is a file, not a directory"
+        ) from None
+    except OSError as error:
+        raise InvalidInput(
+            f"FAIRSUB_DATA_DIR cannot be made: {path}: {error.strerror or error}"
+        ) from None
+
+
 def _secret_key(settings: Settings) -> bytes:
     if settings.secret_key:
         return settings.secret_key.encode()
@@ -133,7 +161,14 @@ def configure_logging(level: str) -> None:
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=_stderr_logger,
     )
+
+
+def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
+    """Log lines go to stderr, so that a command's stdout is its result alone. The stream is
+    looked up at each use, not once: whoever runs fairsub in-process may swap it."""
+    return structlog.PrintLogger(sys.stderr)
 
 
 def make_mailer(settings: Settings) -> Mailer:
@@ -181,6 +216,7 @@ def bootstrap(
     gateway: PaymentGateway | None = None,
 ) -> Container:
     configure_logging(settings.log_level)
+    prepare_data_dir(settings)
     engine = make_engine(settings.resolved_database_url, pool_size=settings.db_pool_size)
     uows = SqlUnitOfWorkFactory(engine)
     clock = clock or make_clock(settings)

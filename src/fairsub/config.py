@@ -5,16 +5,27 @@ Built once, in bootstrap or the CLI, never at import.
 
 from __future__ import annotations
 
+import re
+from email.utils import getaddresses
 from enum import StrEnum
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
+from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from fairsub.adapters.db.engine import POOL_SIZE
+from fairsub.domain.accounts import normalize_email
+from fairsub.domain.errors import InvalidInput
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev"}
+LOG_LEVELS = ("debug", "info", "warning", "error")
+# The databases fairsub is built and tested on, and the drivers it ships with.
+DATABASES = {("sqlite", "pysqlite"), ("postgresql", "psycopg")}
+DATABASE_EXAMPLES = "sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST/DBNAME"
 
 
 class Environment(StrEnum):
@@ -46,8 +57,8 @@ class Settings(BaseSettings):
     )
     database_url: str | None = Field(
         None,
-        description="SQLAlchemy URL; default SQLite in "
-        "data_dir. PostgreSQL: postgresql+psycopg://user@host/db",
+        description="sqlite:///PATH or postgresql+psycopg://user@host/db; default: SQLite "
+        "in data_dir.",
     )
     db_pool_size: int = Field(
         POOL_SIZE,
@@ -81,7 +92,7 @@ class Settings(BaseSettings):
         "Larkspur Security <no-reply@larkspur.example>", description="From: of every email."
     )
     smtp_host: str = Field("127.0.0.1", description="SMTP server.")
-    smtp_port: int = Field(25, description="SMTP port.")
+    smtp_port: int = Field(25, description="SMTP port, 1 to 65535.")
     smtp_starttls: bool = Field(False, description="Use STARTTLS.")
     smtp_username: str | None = Field(None, description="SMTP login, if any.")
     smtp_password: str | None = Field(None, description="SMTP password, if any.")
@@ -137,6 +148,88 @@ class Settings(BaseSettings):
     def mailbox_dir(self) -> Path:
         return self.data_dir / "mailbox"
 
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _data_dir_given(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            # Path("") is the current directory: the database and the secret key would land
+            # wherever the command happened to be run.
+            raise ValueError("is empty; leave it unset for ./var, or name a directory")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_supported(cls, value: str | None) -> str | None:
+        if not value:
+            return None  # empty is unset: SQLite in the data directory
+        try:
+            url = make_url(value)
+            kind = (url.get_backend_name(), url.get_driver_name())
+        except (ArgumentError, NoSuchModuleError, ValueError):
+            kind = ("", "")
+        if kind not in DATABASES:
+            raise ValueError(f"is not a database fairsub can use; give {DATABASE_EXAMPLES}")
+        if kind[0] == "sqlite" and url.database in (None, "", ":memory:"):
+            raise ValueError("needs a file path for SQLite, e.g. sqlite:///var/fairsub.db")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_is_a_site(cls, value: str) -> str:
+        """The portal's root: email links are this address and one of its paths."""
+        try:
+            parts = urlsplit(value.strip())
+            site = parts.scheme in ("http", "https") and parts.hostname and parts.port != 0
+        except ValueError:  # a port that is not a number from 0 to 65535
+            site = False
+        if (
+            not site
+            or parts.path not in ("", "/")
+            or parts.query
+            or parts.fragment
+            or ("@" in parts.netloc)
+        ):
+            raise ValueError(
+                "must be http:// or https:// and a host name, with a port if need be and "
+                "nothing after it, e.g. https://billing.example.com"
+            )
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @field_validator("vendor_name")
+    @classmethod
+    def _vendor_named(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("is empty; every page and email shows the vendor's name")
+        return value.strip()
+
+    @field_validator("mail_from")
+    @classmethod
+    def _mail_from_is_an_address(cls, value: str) -> str:
+        found = getaddresses([value])
+        example = "e.g. Larkspur Security <no-reply@larkspur.example>"
+        if len(found) != 1 or re.search(r"[\x00-\x1f\x7f]", value):
+            raise ValueError(f"must be one email address, with a name if you like, {example}")
+        try:
+            normalize_email(found[0][1])
+        except InvalidInput:
+            raise ValueError(f"has no email address in it; give one, {example}") from None
+        return value.strip()
+
+    @field_validator("smtp_port")
+    @classmethod
+    def _port_in_range(cls, value: int) -> int:
+        if not 1 <= value <= 65535:
+            raise ValueError("must be a port number from 1 to 65535")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().lower()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return level
+
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Self:
         if self.env is Environment.PRODUCTION:
@@ -155,3 +248,33 @@ class Settings(BaseSettings):
                 "FAIRSUB_STRIPE_API_KEY is required with FAIRSUB_PAYMENT_GATEWAY=stripe"
             )
         return self
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, or InvalidInput saying in one sentence which
+    FAIRSUB_* variable is wrong and how (never its value: it may be a secret)."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise InvalidInput(_first_problem(error)) from None
+    except SettingsError as error:  # a list setting whose text is not JSON
+        found = re.search(r'field "(\w+)"', str(error))
+        name = f"FAIRSUB_{found.group(1).upper()}" if found else "a FAIRSUB_* list setting"
+        raise InvalidInput(
+            f'{name} must be a JSON list of strings, e.g. ["one.example", "two.example"]'
+        ) from None
+
+
+def _first_problem(error: ValidationError) -> str:
+    first = error.errors()[0]
+    if first["type"] == "value_error":
+        message = str(first["ctx"]["error"])
+    else:
+        message = first["msg"][:1].lower() + first["msg"][1:]
+    field = next((str(part) for part in first["loc"] if str(part) in Settings.model_fields), None)
+    if field is None:  # the model's own checks name their variables themselves
+        return message
+    # Our checks' messages go on from the name ("FAIRSUB_SMTP_PORT must be ..."); pydantic's
+    # stand on their own ("FAIRSUB_SMTP_PORT: input should be a valid integer").
+    joint = " " if first["type"] == "value_error" else ": "
+    return f"FAIRSUB_{field.upper()}{joint}{message}"

@@ -1,4 +1,5 @@
-"""Fixtures for browser tests: the real portal over HTTP, a real SMTP server, Chromium.
+"""Fixtures for browser tests: the real portal over HTTP, a real SMTP server, Chromium;
+and the command line run in this process (`fairsub`).
 
 Each test gets a fresh, migrated SQLite database seeded with the demo data, a portal served
 by uvicorn whose outbox relay sends mail over SMTP to an aiosmtpd server kept by the test,
@@ -8,7 +9,7 @@ and a new browser context. The clock is a FakeClock, so every date on the pages 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -20,6 +21,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from fairsub.bootstrap import Container
+from fairsub.entrypoints import heap
+from fairsub.entrypoints.cli.main import app
 from tests.builders import seeded
 from tests.conftest import CHROMIUM, free_port, make_container, require
 from tests.e2e.live_portal import LivePortal, running_portal
@@ -142,3 +145,35 @@ def open_page(browser: Browser, live_portal: LivePortal) -> Iterator[PageOpener]
 def page(open_page: PageOpener) -> Page:
     """A signed-out page, 1200 px wide, in a fresh context; goto("/login") is relative."""
     return open_page()
+
+
+Fairsub = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def fairsub(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Fairsub:
+    """`fairsub ARGS` with the FAIRSUB_* variables given: (exit code, stdout, stderr)."""
+    for name in [n for n in os.environ if n.startswith("FAIRSUB_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # no .env of the developer's, and nothing left where pytest runs
+    monkeypatch.setenv("FAIRSUB_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setattr(heap, "settle", lambda: None)  # no freezing pytest's own heap
+
+    def run(*args: str, **env: str) -> tuple[int, str, str]:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        with pytest.raises(SystemExit) as exited:
+            app(list(args), prog_name="fairsub")
+        said = capsys.readouterr()
+        code = exited.value.code
+        return (code if isinstance(code, int) else 0), said.out, said.err
+
+    return run
+
+
+def one_line(stderr: str) -> str:
+    (line,) = stderr.splitlines()
+    assert "Traceback" not in stderr
+    return line

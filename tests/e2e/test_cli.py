@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 
 from fairsub.adapters.db.tables import accounts, subscriptions
+from tests.conftest import free_port
 
 FAIRSUB = [sys.executable, "-m", "fairsub.entrypoints.cli.main"]
 
@@ -61,15 +62,16 @@ def test_audit_verify_exits_1_and_names_the_tampered_entry(tmp_path: Path) -> No
 
     broken = run(tmp_path, "audit", "verify")
     assert broken.returncode == 1
-    assert "broken at entry 2" in broken.stderr
+    (line,) = broken.stderr.splitlines()  # nothing left where the progress bar was
+    assert line.startswith("fairsub: audit log broken at entry 2")
 
 
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"FAIRSUB_SMTP_PORT": "not-a-port"}, "invalid setting smtp_port"),
+        ({"FAIRSUB_SMTP_PORT": "not-a-port"}, "FAIRSUB_SMTP_PORT: input should be"),
         ({"FAIRSUB_ENV": "production"}, "FAIRSUB_SECRET_KEY must be set"),
-        ({"FAIRSUB_DATABASE_URL": "nosuchdb://x"}, "fairsub:"),
+        ({"FAIRSUB_DATABASE_URL": "nosuchdb://x"}, "FAIRSUB_DATABASE_URL is not a database"),
     ],
 )
 def test_bad_settings_give_one_line_on_stderr_and_exit_2(
@@ -98,3 +100,32 @@ def test_upgrade_and_seed_on_postgresql(tmp_path: Path, pg_url: str) -> None:
     seed = run(tmp_path, "seed-demo", FAIRSUB_DATABASE_URL=url)
     assert seed.returncode == 0, seed.stderr
     assert run(tmp_path, "audit", "verify", FAIRSUB_DATABASE_URL=url).returncode == 0
+
+
+def test_a_usage_error_is_one_line_from_a_real_process(tmp_path: Path) -> None:
+    result = run(tmp_path, "clock", "advance", "--days", "-3")
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("fairsub: invalid value for '--days'")
+    assert line.endswith("clock advance --help)")
+
+
+@pytest.mark.parametrize("host", ["garbage.invalid", "192.0.2.1"])
+def test_serve_on_an_address_not_of_this_machine_says_so_not_that_the_port_is_taken(
+    tmp_path: Path, host: str
+) -> None:
+    assert run(tmp_path, "db", "upgrade").returncode == 0
+    result = run(tmp_path, "serve", "--host", host, "--port", str(free_port()), "--workers", "1")
+    assert (result.returncode, result.stdout) == (2, "")
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"fairsub: cannot listen on {host}:")
+    assert line.endswith("--host must be an address of this machine, such as 127.0.0.1 or 0.0.0.0")
+    assert "another server" not in line
+
+
+def test_serve_with_its_database_down_says_so_before_any_banner(tmp_path: Path) -> None:
+    nobody = f"postgresql+psycopg://fairsub@127.0.0.1:{free_port()}/fairsub"
+    result = run(tmp_path, "serve", "--port", str(free_port()), FAIRSUB_DATABASE_URL=nobody)
+    assert (result.returncode, result.stdout) == (2, "")
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("fairsub: database error: OperationalError")

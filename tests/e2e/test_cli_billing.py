@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 FAIRSUB = [sys.executable, "-m", "fairsub.entrypoints.cli.main"]
 DEMO_CATALOG = Path(__file__).resolve().parents[2] / "src/fairsub/data/demo-catalog.toml"
@@ -27,13 +31,21 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout
 
 
+def logs_only(stderr: str) -> list[dict[str, object]]:
+    """Each line on stderr a JSON log entry (an empty line fails: what a bar left)."""
+    return [json.loads(line) for line in stderr.splitlines()]
+
+
 def test_days_pass_renewals_are_charged_and_the_ledgers_agree(tmp_path: Path) -> None:
     ok(run(tmp_path, "db", "upgrade"))
     ok(run(tmp_path, "seed-demo"))
     assert "(test clock)" in ok(run(tmp_path, "clock", "show"))
 
-    advanced = ok(run(tmp_path, "clock", "advance", "--days", "27"))
+    advance = run(tmp_path, "clock", "advance", "--days", "27")
 
+    # The result alone on stdout; on stderr the log lines, and no line left by the bar.
+    (advanced,) = ok(advance).splitlines()
+    assert "email_sent" in [entry["event"] for entry in logs_only(advance.stderr)]
     # Within 27 days each demo monthly plan renews at most once; Kenji's (10 days old) surely.
     charged = int(re.search(r"Charged (\d+)", advanced).group(1))  # type: ignore[union-attr]
     assert 1 <= charged <= 2
@@ -42,7 +54,9 @@ def test_days_pass_renewals_are_charged_and_the_ledgers_agree(tmp_path: Path) ->
     assert compared >= charged + 4  # the demo's paid history, and the new renewals
     agree = f"Ledgers agree: {compared} charges compared"
     assert "Nothing to review" in ok(run(tmp_path, "billing", "review"))
-    assert "charged" in ok(run(tmp_path, "billing", "run"))  # the summary table
+    billing_run = run(tmp_path, "billing", "run")
+    assert "charged" in ok(billing_run)  # the summary table
+    logs_only(billing_run.stderr)
     assert agree in ok(run(tmp_path, "billing", "reconcile"))
 
 
@@ -79,6 +93,42 @@ def test_worker_once_does_a_pass_and_reports_it(tmp_path: Path) -> None:
     ok(run(tmp_path, "db", "upgrade"))
     ok(run(tmp_path, "seed-demo"))
     assert "charged 0" in ok(run(tmp_path, "worker", "--once"))
+    ok(run(tmp_path, "clock", "set", str(datetime.now(UTC).date() + timedelta(days=40))))
+
+    renewed = run(tmp_path, "worker", "--once")
+
+    (summary,) = ok(renewed).splitlines()  # the report alone; the log lines on stderr
+    assert re.match(r"charged [1-9]", summary), summary
+    assert "email_sent" in [entry["event"] for entry in logs_only(renewed.stderr)]
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
+def test_the_worker_stops_cleanly_on_ctrl_c_and_on_sigterm(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
+    """A service manager stops it with SIGTERM: the same clean ending as Ctrl-C."""
+    ok(run(tmp_path, "db", "upgrade"))
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FAIRSUB_")}
+    environment.update(FAIRSUB_DATA_DIR=str(tmp_path / "var"), FAIRSUB_CLOCK="test")
+    worker = subprocess.Popen(
+        [*FAIRSUB, "worker", "--interval", "600"],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stdout is not None
+        assert "a pass every" in worker.stdout.readline()
+        worker.send_signal(stop)
+        out, err = worker.communicate(timeout=60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert worker.returncode == 0, err
+    assert "fairsub worker stopped." in out
+    assert "Traceback" not in err
 
 
 def test_a_price_increase_is_announced_with_the_notice_period_enforced(tmp_path: Path) -> None:

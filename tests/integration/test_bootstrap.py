@@ -180,3 +180,35 @@ def test_an_edit_that_breaks_the_running_policy_is_logged_once_and_the_last_good
     assert logged["log_level"] == "error"
     assert logged["error"].startswith(f"{policy}:")
     assert "refunds.rules[2].outcome" in logged["error"]
+
+
+def test_settings_take_what_the_readme_documents_tidied(tmp_path: Path) -> None:
+    tidy = settings(
+        tmp_path,
+        base_url="https://billing.example.com/",
+        log_level="WARNING",
+        vendor_name=" Larkspur Security ",
+        mail_from="Larkspur Billing <billing@larkspur.example>",
+        database_url="postgresql://fairsub@db.example/fairsub",
+    )
+    assert tidy.base_url == "https://billing.example.com"  # links add their own "/"
+    assert tidy.log_level == "warning"
+    assert tidy.vendor_name == "Larkspur Security"
+    assert settings(tmp_path, database_url="").resolved_database_url.startswith("sqlite:///")
+
+
+def test_the_data_dir_is_made_only_when_something_is_kept_there(tmp_path: Path) -> None:
+    from fairsub.bootstrap import prepare_data_dir
+
+    elsewhere = settings(
+        tmp_path / "unused",
+        database_url="postgresql+psycopg://fairsub@db.example/fairsub",
+        secret_key="k" * 40,
+        mail_backend="smtp",
+        payment_gateway="stripe",
+        stripe_api_key="sk_test_x",
+    )
+    prepare_data_dir(elsewhere)
+    assert not (tmp_path / "unused").exists()
+    prepare_data_dir(settings(tmp_path / "var"))
+    assert (tmp_path / "var").is_dir()

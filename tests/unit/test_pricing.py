@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from fairsub.domain.errors import InvalidInput
 from fairsub.domain.money import Money
 from fairsub.domain.pricing import (
+    MAX_PRICE_MINOR,
     NoticedChange,
     PriceChange,
     notice_key,
@@ -20,6 +21,7 @@ from fairsub.domain.pricing import (
     price_after_changes,
     price_for_renewal,
     require_notice_period,
+    require_valid_price,
 )
 
 T0 = datetime(2027, 3, 1, 12, tzinfo=UTC)
@@ -113,6 +115,15 @@ def test_c23_a_price_change_must_be_announced_at_least_7_days_ahead() -> None:
     with pytest.raises(InvalidInput):
         require_notice_period(T0, T0 + timedelta(days=7) - timedelta(seconds=1))
     require_notice_period(T0, T0 + timedelta(days=7))
+
+
+def test_a_new_price_is_zero_or_more_and_fits_the_ledger() -> None:
+    require_valid_price(Money(0, "GBP"))
+    require_valid_price(Money(MAX_PRICE_MINOR, "JPY"))
+    with pytest.raises(InvalidInput, match="cannot be negative"):
+        require_valid_price(Money(-5, "GBP"))
+    with pytest.raises(InvalidInput, match="at most"):
+        require_valid_price(Money(MAX_PRICE_MINOR + 1, "GBP"))
 
 
 def test_notice_keys_name_the_change_and_the_subscription() -> None:

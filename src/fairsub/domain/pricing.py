@@ -51,6 +51,17 @@ def notice_send_window(now: datetime) -> tuple[datetime, datetime]:
     return now + SEND_BY, now + NOTICE_MAX
 
 
+# The most a price may be: what a signed 64-bit integer of minor units holds, as stored.
+MAX_PRICE_MINOR = 2**63 - 1
+
+
+def require_valid_price(price: Money) -> None:
+    if price.amount_minor < 0:
+        raise InvalidInput("A price cannot be negative.")
+    if price.amount_minor > MAX_PRICE_MINOR:
+        raise InvalidInput(f"A price is at most {MAX_PRICE_MINOR} minor units.")
+
+
 def require_notice_period(now: datetime, effective_from: datetime) -> None:
     if effective_from < now + NOTICE_MIN:
         raise InvalidInput(

@@ -3,19 +3,28 @@ it by the Supervisor of `fairsub serve --workers N` (see supervisor.py)."""
 
 from __future__ import annotations
 
-import signal
+import errno
 import socket
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any
+
+from fairsub.entrypoints.stopping import sigterm_as_ctrl_c
 
 PICKED_UP = b"p"  # the answer to each connection handed over, once it has been picked up
 
 
-class PortInUseError(Exception):
+class CannotListenError(Exception):
+    """The portal cannot listen on the address and port it was given."""
+
+
+class PortInUseError(CannotListenError):
     """The address and port are taken by another program (or another fairsub)."""
+
+
+class NotThisMachineError(CannotListenError):
+    """The host is no address of this machine, or a name that resolves to none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +37,8 @@ class Address:
 
 
 def bind(address: Address) -> socket.socket:
-    """A socket bound to `address`, not yet listening. Raises PortInUseError if taken."""
+    """A socket bound to `address`, not yet listening. Raises PortInUseError if taken,
+    NotThisMachineError if the host is not here, CannotListenError for anything else."""
     family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -36,7 +46,12 @@ def bind(address: Address) -> socket.socket:
         sock.bind((address.host, address.port))
     except OSError as error:
         sock.close()
-        raise PortInUseError(f"cannot listen on {address}: {error.strerror}") from error
+        message = f"cannot listen on {address}: {error.strerror or error}"
+        if error.errno == errno.EADDRINUSE:
+            raise PortInUseError(message) from error
+        if error.errno == errno.EADDRNOTAVAIL or isinstance(error, socket.gaierror):
+            raise NotThisMachineError(message) from error
+        raise CannotListenError(message) from error
     return sock
 
 
@@ -112,23 +127,15 @@ def uvicorn_server(
     return Server(config)
 
 
-def _interrupt(_signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def run_until_stopped(server: Any, sockets: list[socket.socket]) -> None:
     """Run uvicorn until Ctrl-C or SIGTERM, and return once it has shut down gracefully.
     (Afterwards uvicorn raises the signal it caught again, for whoever handled it before:
     here that is a KeyboardInterrupt for either, so what was opened is closed in order.)"""
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        with suppress(KeyboardInterrupt):
-            server.run(sockets=sockets)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with sigterm_as_ctrl_c(), suppress(KeyboardInterrupt):
+        server.run(sockets=sockets)
 
 
 def serve_here(app: Any, address: Address, *, proxy_headers: bool) -> None:
-    """Serve `app` from this process until Ctrl-C or SIGTERM. Raises PortInUseError."""
+    """Serve `app` from this process until Ctrl-C or SIGTERM. Raises CannotListenError."""
     with bind(address) as sock:
         run_until_stopped(uvicorn_server(app, proxy_headers), [sock])

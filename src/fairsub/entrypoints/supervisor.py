@@ -155,7 +155,7 @@ class Supervisor:
 
     def run(self) -> int:
         """Serve until Ctrl-C or SIGTERM (exit code 0), or until the portal cannot start
-        (exit code 1). Raises PortInUseError before starting anything if the port is taken."""
+        (exit code 1). Raises CannotListenError before starting anything if it cannot listen."""
         listener = bind(self._address)
         listener.listen(BACKLOG)
         previous = {

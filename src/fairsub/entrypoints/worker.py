@@ -12,6 +12,7 @@ from datetime import timedelta
 import structlog
 
 from fairsub.bootstrap import Container
+from fairsub.entrypoints.stopping import sigterm_as_ctrl_c
 from fairsub.services import billing, refunds
 from fairsub.services.billing import RunSummary
 
@@ -87,13 +88,14 @@ class Worker:
         """Run in the foreground until interrupted (Ctrl-C or SIGTERM). The email relay runs
         beside the passes, looking for new email every `mail_every` seconds, so a portal
         served with `--no-relay` still has its confirmations sent within a second or so."""
-        self.container.relay.start(interval=mail_every)
-        try:
-            self._loop()
-        except KeyboardInterrupt:
-            self._stop.set()
-        finally:
-            self.container.relay.stop()
+        with sigterm_as_ctrl_c():
+            self.container.relay.start(interval=mail_every)
+            try:
+                self._loop()
+            except KeyboardInterrupt:
+                self._stop.set()
+            finally:
+                self.container.relay.stop()
 
 
 def send_reminders(container: Container) -> int:

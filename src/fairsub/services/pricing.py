@@ -22,6 +22,7 @@ from fairsub.domain.pricing import (
     notice_send_window,
     price_after_changes,
     require_notice_period,
+    require_valid_price,
 )
 from fairsub.domain.subscriptions import Subscription
 from fairsub.services import audit
@@ -45,6 +46,7 @@ def announce_price_change(
     """Record a new price for a plan in a region from `effective_from` (>= 7 days out).
     Announcing the same change again returns the one already recorded."""
     now = clock.now()
+    require_valid_price(new_price)
     require_notice_period(now, effective_from)
     with uows().write() as uow:
         current = uow.pricing.list_price(plan_code, region)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -153,4 +154,5 @@ class OutboxRelay:
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            with suppress(RuntimeError):  # never started: a Ctrl-C cut start() short
+                self._thread.join(timeout=10)

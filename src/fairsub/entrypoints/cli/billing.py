@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
+from datetime import UTC
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import TimeElapsedColumn
 from rich.table import Table
 
 from fairsub.entrypoints import heap
-from fairsub.entrypoints.cli.common import err, fail, opened, out
+from fairsub.entrypoints.cli.common import counted, err, fail, opened, out, progress
+from fairsub.entrypoints.stopping import sigterm_as_ctrl_c
 from fairsub.services import billing as billing_service
 from fairsub.services import catalog as catalog_service
 from fairsub.services import reconcile as reconcile_service
@@ -22,28 +25,22 @@ InFlight = Annotated[int, typer.Option(help="Charges sent to the gateway at once
 
 @app.command("run")
 def run(batch: Batch = 200, in_flight: InFlight = 8) -> None:
-    """Do one billing pass now: settle lost answers, renew what is due, end what will not
-    renew. Prints a summary (charged, declined, unknown, skipped)."""
+    """Do one billing pass now: settle lost answers, renew what is due, end what will not renew.
+
+    Prints a summary: charged, declined, unknown, skipped, settled, expired."""
     with opened() as container:
         with container.uows().read() as uow:
             due = uow.billing.due_count(container.clock.now())
         heap.settle()
-        with Progress(
-            TextColumn("Renewing"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-        ) as progress:
-            task = progress.add_task("renew", total=due or None)
+        with progress("Renewing", TimeElapsedColumn()) as bar:
+            task = bar.add_task("renew", total=due or None)
             summary = billing_service.run(
                 container.uows,
                 container.gateway,
                 container.clock,
                 batch=batch,
                 in_flight=in_flight,
-                progress=lambda n: progress.advance(task, n),
+                progress=lambda n: bar.advance(task, n),
             )
         table = Table(title="Billing run", show_header=True)
         for name in ("charged", "declined", "unknown", "skipped", "settled", "expired"):
@@ -57,8 +54,8 @@ def run(batch: Batch = 200, in_flight: InFlight = 8) -> None:
         out.print(table)
         if summary.unknown:
             out.print(
-                f"{summary.unknown} charge(s) have no answer yet; the next run asks the "
-                "gateway again. See `fairsub billing review`."
+                f"No answer yet for {counted(summary.unknown, 'charge')}; the next run asks "
+                "the gateway again. See `fairsub billing review`."
             )
 
 
@@ -71,11 +68,11 @@ def reconcile() -> None:
             for difference in differences:
                 err.print(str(difference), markup=False, highlight=False)
             fail(
-                f"{len(differences)} difference(s) between our ledger and the gateway's "
-                f"({compared} gateway charges compared)",
+                f"{counted(len(differences), 'difference')} between our ledger and the "
+                f"gateway's ({counted(compared, 'gateway charge')} compared)",
                 code=1,
             )
-        out.print(f"Ledgers agree: {compared} charges compared, no difference.")
+        out.print(f"Ledgers agree: {counted(compared, 'charge')} compared, no difference.")
 
 
 @app.command("review")
@@ -88,7 +85,11 @@ def review() -> None:
             out.print("Nothing to review: every charge has a known outcome.")
             return
         table = Table(title="Charges with no known outcome")
-        for column in ("attempt", "idempotency key", "amount", "status", "since"):
+        table.add_column("attempt", justify="right")
+        # Whole, on one line: the operator looks it up at the gateway, and copies it.
+        longest = max(len(attempt.idempotency_key) for attempt in pending)
+        table.add_column("idempotency key", no_wrap=True, min_width=longest)
+        for column in ("amount", "status", "since"):
             table.add_column(column)
         for attempt in pending:
             table.add_row(
@@ -96,7 +97,7 @@ def review() -> None:
                 attempt.idempotency_key,
                 attempt.amount.plain(),
                 attempt.status.value,
-                attempt.created_at.isoformat(timespec="seconds"),
+                f"{attempt.created_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC",
             )
         out.print(table)
 
@@ -123,17 +124,20 @@ def worker(
                 f"reminders {summary.reminded}"
             )
             return
-        out.print(f"fairsub worker: a pass every {interval:g} s. Stop with Ctrl-C.")
-        runner.forever()
+        # Before the line saying it runs, so that a stop sent on reading it is a clean one.
+        with sigterm_as_ctrl_c(), suppress(KeyboardInterrupt):
+            out.print(f"fairsub worker: a pass every {interval:g} s. Stop with Ctrl-C.")
+            runner.forever()
+    out.print("fairsub worker stopped.")
 
 
-@app.command("announce-price")
+# A negative AMOUNT reaches the command, which says what is wrong with it, rather than
+# being taken for an option ("No such option: -5").
+@app.command("announce-price", context_settings={"ignore_unknown_options": True})
 def announce_price(
     plan: Annotated[str, typer.Argument(help="Plan code, e.g. total360-annual.")],
     region: Annotated[str, typer.Argument(help="Region code, e.g. GB.")],
-    amount: Annotated[
-        int, typer.Argument(help="New price in minor units (pence, cents; yen).", min=0)
-    ],
+    amount: Annotated[int, typer.Argument(help="New price in minor units (pence, cents; yen).")],
     effective: Annotated[
         str,
         typer.Option(
@@ -141,9 +145,10 @@ def announce_price(
         ),
     ],
 ) -> None:
-    """Announce a new price. Customers are told 7 to 30 days before they first pay it (C23);
-    nobody is charged more without that notice. Update the catalog file to match."""
-    from datetime import UTC, datetime
+    """Announce a new price; customers are told 7 to 30 days before they first pay it (C23).
+
+    Nobody is charged more without that notice. Update the catalog file to match."""
+    from datetime import datetime
 
     from fairsub.domain.money import Money
     from fairsub.services import pricing

@@ -6,11 +6,10 @@ from datetime import datetime
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from fairsub.adapters.clock import OffsetFileClock
 from fairsub.bootstrap import Container
-from fairsub.entrypoints.cli.common import err, fail, opened, out
+from fairsub.entrypoints.cli.common import fail, opened, out, progress
 
 app = typer.Typer(
     help="The test clock (FAIRSUB_CLOCK=test): show it, move it forward.",
@@ -37,22 +36,17 @@ def show() -> None:
 def advance(
     days: Annotated[int, typer.Option(help="Days to move forward.", min=1, max=3660)],
 ) -> None:
-    """Move the clock forward a day at a time, doing each day's due work (renewals,
-    reminders, dunning, email) before returning — like billing days passing."""
+    """Move the clock forward a day at a time, doing each day's work as billing days would.
+
+    Each day's renewals, reminders, dunning and email are done before the next day begins."""
     from fairsub.entrypoints.worker import Worker
 
     with opened() as container:
         _test_clock(container)
         worker = Worker(container)
-        with Progress(
-            TextColumn("Days passing"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=err,
-            transient=True,
-        ) as progress:
-            task = progress.add_task("days", total=days)
-            summary = worker.advance(days, lambda n: progress.advance(task, n))
+        with progress("Days passing") as bar:
+            task = bar.add_task("days", total=days)
+            summary = worker.advance(days, lambda n: bar.advance(task, n))
         out.print(
             f"It is now {container.clock.now().isoformat(timespec='seconds')}. "
             f"Charged {summary.charged}, declined {summary.declined}, "
@@ -69,8 +63,9 @@ def set_clock(
         ),
     ],
 ) -> None:
-    """Jump the clock forward to DATE (no work is done for the days skipped; the next
-    worker pass catches up)."""
+    """Jump the clock forward to DATE, doing no work for the days skipped.
+
+    The next worker pass catches up."""
     try:
         moment = datetime.fromisoformat(date)
     except ValueError:

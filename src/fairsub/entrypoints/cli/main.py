@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, NoReturn
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from fairsub.bootstrap import Container
 from fairsub.config import ClockName
@@ -13,12 +12,12 @@ from fairsub.entrypoints import serving
 from fairsub.entrypoints import supervisor as supervisor_module
 from fairsub.entrypoints.cli import billing, catalog, clock, policy
 from fairsub.entrypoints.cli import cases as cases_cli
-from fairsub.entrypoints.cli.common import err, fail, opened, out
+from fairsub.entrypoints.cli.common import OneLineErrors, counted, fail, opened, out, progress
 from fairsub.entrypoints.relay_process import Relay
 from fairsub.services import audit, demo
 from fairsub.services import catalog as catalog_service
 
-app = typer.Typer(
+app = OneLineErrors(
     help="fairsub: subscriptions people can stop paying for in a minute.\n\n"
     "Settings come from FAIRSUB_* environment variables; see the README.",
     no_args_is_help=True,
@@ -97,7 +96,6 @@ def _serve(
     from fairsub.entrypoints.web.app import create_app, portal_from_environment
     from fairsub.entrypoints.worker import Worker
 
-    catalog_service.store(container.uows(), container.clock, container.catalog())
     proxy_headers = container.settings.trust_proxy_headers
     try:
         if workers == 1:
@@ -111,22 +109,31 @@ def _serve(
             recipe, address, workers=workers, proxy_headers=proxy_headers
         )
         code = supervisor.run()
-    except serving.PortInUseError as error:
-        _port_taken(error)
+    except serving.CannotListenError as error:
+        _cannot_listen(error)
     if code != 0:
         fail(f"{supervisor.failure}; the messages above say why", code=code)
 
 
-def _port_taken(error: serving.PortInUseError) -> NoReturn:
-    fail(f"{error}; is another server running there?")
+def _cannot_listen(error: serving.CannotListenError) -> NoReturn:
+    if isinstance(error, serving.PortInUseError):
+        fail(f"{error}; is another server running there?")
+    if isinstance(error, serving.NotThisMachineError):
+        fail(f"{error}; --host must be an address of this machine, such as 127.0.0.1 or 0.0.0.0")
+    fail(str(error))
 
 
 def _check_port_free(address: serving.Address) -> None:
-    """Before the banner, so a taken port is the only thing said."""
+    """Before the banner, so that an address it cannot listen on is the only thing said."""
     try:
         serving.bind(address).close()
-    except serving.PortInUseError as error:
-        _port_taken(error)
+    except serving.CannotListenError as error:
+        _cannot_listen(error)
+
+
+def _store_catalog(container: Container) -> None:
+    """Before the banner too: the first use of the database, which may not answer."""
+    catalog_service.store(container.uows(), container.clock, container.catalog())
 
 
 @app.command()
@@ -161,6 +168,7 @@ def serve(
     with opened() as container:
         _check_port_free(address)
         container.check_operator_files()
+        _store_catalog(container)
         plural = "process" if workers == 1 else "processes"
         out.print(f"fairsub portal on http://{address}/ ({workers} {plural})")
         _serve(
@@ -177,8 +185,9 @@ def run_demo(
 ) -> None:
     """Migrate, load demo data if empty, and serve on 127.0.0.1 with a worker — all in one.
 
-    The demo runs on the test clock (FAIRSUB_CLOCK=test) unless told otherwise, so you can
-    move time from the portal's footer or with `fairsub clock advance --days 30`."""
+    The demo runs on the test clock (FAIRSUB_CLOCK=test) unless told otherwise.
+
+    Move its time from the portal's footer, or with `fairsub clock advance --days 30`."""
     import os
 
     overrides: dict[str, object] = (
@@ -194,6 +203,7 @@ def run_demo(
         container.check_operator_files()
         _upgrade(container)
         _seed(container)
+        _store_catalog(container)
         base = f"http://{address}"
         out.print(
             f"\n[bold]fairsub demo[/] is running at [link={base}/]{base}/[/]\n"
@@ -213,17 +223,11 @@ def run_demo(
 def audit_verify() -> None:
     """Check the audit log's hash chain. Exit 1 and name the first broken entry if tampered."""
     with opened() as container:
-        with Progress(
-            TextColumn("Verifying audit log"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=err,
-            transient=True,
-        ) as progress:
-            task = progress.add_task("verify", total=None)
+        with progress("Verifying audit log") as bar:
+            task = bar.add_task("verify", total=None)
 
             def advance(n: int) -> None:
-                progress.advance(task, n)
+                bar.advance(task, n)
 
             total, broken = audit.verify(container.uows(), advance)
         if broken is not None:
@@ -232,7 +236,7 @@ def audit_verify() -> None:
                 "entries from there on cannot be trusted",
                 code=1,
             )
-        out.print(f"Audit log intact: {total} entries, hash chain verified.")
+        out.print(f"Audit log intact: {counted(total, 'entry', 'entries')}, hash chain verified.")
 
 
 if __name__ == "__main__":  # pragma: no cover
