@@ -20,8 +20,9 @@ def _say(text: str) -> None:
 
 @app.command("check")
 def check(file: Annotated[Path, typer.Argument(help="The catalog TOML file.")]) -> None:
-    """Validate FILE, and the refund policy in it (its refunds section) if it has one; on a
-    problem, print FILE:LINE and what is wrong, and exit 2."""
+    """Validate the catalog FILE, and the refund policy in it if it has one.
+
+    On a problem, print FILE:LINE and what is wrong, and exit 2."""
     try:
         catalog, policy = check_file(file)
     except InvalidInput as error:

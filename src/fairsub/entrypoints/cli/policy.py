@@ -12,7 +12,7 @@ from fairsub.adapters.policy_file import load_policy
 from fairsub.domain.errors import InvalidInput
 from fairsub.domain.refund_rules import describe, describe_arrival
 from fairsub.domain.refunds import RefundKind
-from fairsub.entrypoints.cli.common import fail, opened, out
+from fairsub.entrypoints.cli.common import counted, fail, opened, out
 from fairsub.services import refund_policy
 from fairsub.services.refund_policy import Explanation
 
@@ -27,17 +27,17 @@ def _say(text: str) -> None:
 def check(
     file: Annotated[Path, typer.Argument(help="The catalog TOML with a refunds section.")],
 ) -> None:
-    """Validate the refund policy (the refunds section) in FILE; on a problem, print
-    FILE:LINE and what is wrong, and exit 2. Lists the rules in the order they are tried,
-    and how long a refund takes to arrive by payment method."""
+    """Validate the refund policy (the refunds section) in FILE.
+
+    On a problem, print FILE:LINE and what is wrong, and exit 2. Lists the rules in the
+    order they are tried, and how long a refund takes to arrive by payment method."""
     try:
         policy = load_policy(file)
     except InvalidInput as error:
         fail(error.message)
     _say(
-        f"{file}: OK — {len(policy.rules)} refund rule{'' if len(policy.rules) == 1 else 's'}; "
-        "the statutory 14-day withdrawal "
-        f"applies in {len(policy.withdrawal_regions)} regions."
+        f"{file}: OK — {counted(len(policy.rules), 'refund rule')}; the statutory 14-day "
+        f"withdrawal applies in {counted(len(policy.withdrawal_regions), 'region')}."
     )
     for index, rule in enumerate(policy.rules):
         _say(f"  {policy.label(index)}: {describe(rule)}")
@@ -119,8 +119,10 @@ def explain(
         ),
     ] = None,
 ) -> None:
-    """Print the refund the subscription's latest charge gets under the policy the portal
-    uses (FAIRSUB_REFUND_POLICY_FILE, else the demo catalog's), and why."""
+    """Explain the refund a subscription's latest charge gets now, and why.
+
+    The policy is the portal's: FAIRSUB_REFUND_POLICY_FILE, else the [refunds] section of
+    FAIRSUB_CATALOG_FILE, else the demo catalog's."""
     moment = _moment(at) if at is not None else None
     with opened() as container:
         policy = container.refund_policy()
