@@ -538,3 +538,15 @@ def test_the_demo_on_another_port_links_its_emails_to_that_port(tmp_path: Path) 
         assert sent.status_code in (200, 303)
         link = f"{served.url}/password-reset/"
         wait_until(lambda: link in client.get("/dev/mailbox").text, "the reset email", 20)
+
+
+def test_dev_mode_served_beyond_this_machine_is_warned_about(
+    tmp_path: Path, demo_data: Path
+) -> None:
+    # Dev mode's /dev/mailbox shows every email, reset links included, to anyone.
+    shutil.copytree(demo_data, tmp_path / "var")
+    everywhere = ("--host", "0.0.0.0")  # noqa: S104 - what is warned about
+    with serving(tmp_path, *everywhere, "--workers", "1", FAIRSUB_ENV="dev") as served:
+        assert "anyone can read every email at /dev/mailbox" in served.log.read_text()
+    with serving(tmp_path, "--workers", "1", FAIRSUB_ENV="dev") as served:
+        assert "/dev/mailbox" not in served.log.read_text()  # 127.0.0.1: only this machine

@@ -12,7 +12,15 @@ from fairsub.entrypoints import serving
 from fairsub.entrypoints import supervisor as supervisor_module
 from fairsub.entrypoints.cli import billing, catalog, clock, policy
 from fairsub.entrypoints.cli import cases as cases_cli
-from fairsub.entrypoints.cli.common import OneLineErrors, counted, fail, opened, out, progress
+from fairsub.entrypoints.cli.common import (
+    OneLineErrors,
+    counted,
+    err,
+    fail,
+    opened,
+    out,
+    progress,
+)
 from fairsub.entrypoints.relay_process import Relay
 from fairsub.services import audit, demo
 from fairsub.services import catalog as catalog_service
@@ -171,12 +179,23 @@ def serve(
         _store_catalog(container)
         plural = "process" if workers == 1 else "processes"
         out.print(f"fairsub portal on http://{address}/ ({workers} {plural})")
+        if container.settings.is_dev and not _loopback(host):
+            # Dev mode's /dev pages show every email sent, password-reset links included.
+            err.print(
+                "fairsub: warning: FAIRSUB_ENV=dev on an address others can reach: anyone can "
+                "read every email at /dev/mailbox. Set FAIRSUB_ENV=production.",
+                highlight=False,
+            )
         _serve(
             container,
             address,
             relay=Relay.PROCESS if relay else Relay.OFF,
             workers=workers,
         )
+
+
+def _loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 @app.command("demo")
