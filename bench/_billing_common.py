@@ -16,7 +16,6 @@ TARGET_RATE = {"SQLite": 2000.0, "PostgreSQL": 1000.0}
 TARGET_RATIO = 0.50
 TARGET_LATENCY_SHARE = 0.80
 FLAT_SLACK_MIB = 16.0  # RSS growth at N may exceed growth at N/10 by this much and be "flat"
-OTHER_WARN = 10.0  # percent of one core used by processes outside the benchmark
 SEED_CHUNK = 5000
 LEASE = timedelta(minutes=10)
 

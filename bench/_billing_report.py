@@ -12,13 +12,13 @@ from rich.table import Table
 
 from _billing_common import (
     FLAT_SLACK_MIB,
-    OTHER_WARN,
     TARGET_LATENCY_SHARE,
     TARGET_RATE,
     TARGET_RATIO,
     console,
 )
 from _billing_jobs import Result
+from _support import OTHER_WARN, busy_warning
 
 # --------------------------------------------------------------------------- report
 
@@ -169,12 +169,11 @@ def print_report(report: Report, args: argparse.Namespace) -> None:
     for result in report.results.values():
         if result.renewed_once is False:
             console.print(f"  [red]{result.label}: {_check_text(result)}[/red]")
-    busy = [r.label for r in report.results.values() if r.cpu_percent("other") >= OTHER_WARN]
-    if busy:
-        console.print(
-            f"  [yellow]other processes used ≥ {OTHER_WARN:.0f}% of a core during: "
-            f"{', '.join(busy)}; those figures are low. Run again on a quiet machine.[/yellow]"
-        )
+    warning = busy_warning(
+        [r.label for r in report.results.values() if r.cpu_percent("other") >= OTHER_WARN]
+    )
+    if warning:
+        console.print(warning)
     for note in report.notes:
         console.print(f"  {note}")
     console.print(

@@ -12,11 +12,11 @@ from rich.console import Console
 from rich.table import Table
 
 from _portal_load import Result
+from _support import OTHER_WARN, busy_warning
 
 TARGET_RATIO = 0.35
 TARGET_DASHBOARD_P99_MS = 50.0
 TARGET_TURN_OFF_P99_MS = 100.0
-OTHER_WARN = 10.0  # percent of one core used by processes outside the benchmark
 
 # Wide enough for the tables when the output goes to a file or a pipe.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -156,12 +156,11 @@ def print_report(report: DatabaseReport, args: argparse.Namespace) -> None:
         "their email relays) per request. new DB conns/req: connections the workers' pools "
         "opened per request. other: processes outside the benchmark.[/dim]"
     )
-    busy = [r.label for r in report.results.values() if r.cpu.get("other", 0) >= OTHER_WARN]
-    if busy:
-        console.print(
-            f"  [yellow]other processes used ≥ {OTHER_WARN:.0f}% of a core during: "
-            f"{', '.join(busy)}; those figures are low. Run again on a quiet machine.[/yellow]"
-        )
+    warning = busy_warning(
+        [r.label for r in report.results.values() if r.cpu.get("other", 0) >= OTHER_WARN]
+    )
+    if warning:
+        console.print(warning)
     for note in report.notes:
         console.print(f"  {note}")
     console.print(f"  [dim]{report.name} took {report.seconds:.0f} s[/dim]\n")

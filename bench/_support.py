@@ -58,6 +58,21 @@ def add_postgres_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# Percent of one core used by processes outside the benchmark above which its figures
+# are marked unreliable.
+OTHER_WARN = 10.0
+
+
+def busy_warning(busy: list[str]) -> str | None:
+    """The warning for the runs during which other processes took OTHER_WARN or more."""
+    if not busy:
+        return None
+    return (
+        f"  [yellow]other processes used ≥ {OTHER_WARN:.0f}% of a core during: "
+        f"{', '.join(busy)}; those figures are low. Run again on a quiet machine.[/yellow]"
+    )
+
+
 def load_average() -> str:
     with suppress(OSError):
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])

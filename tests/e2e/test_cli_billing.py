@@ -31,6 +31,19 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout
 
 
+def start_worker(tmp_path: Path) -> subprocess.Popen[str]:
+    """`fairsub worker` on the test clock over the data in tmp_path, its output piped."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FAIRSUB_")}
+    environment.update(FAIRSUB_DATA_DIR=str(tmp_path / "var"), FAIRSUB_CLOCK="test")
+    return subprocess.Popen(
+        [*FAIRSUB, "worker", "--interval", "600"],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def logs_only(stderr: str) -> list[dict[str, object]]:
     """Each line on stderr a JSON log entry (an empty line fails: what a bar left)."""
     return [json.loads(line) for line in stderr.splitlines()]
@@ -108,15 +121,7 @@ def test_the_worker_stops_cleanly_on_ctrl_c_and_on_sigterm(
 ) -> None:
     """A service manager stops it with SIGTERM: the same clean ending as Ctrl-C."""
     ok(run(tmp_path, "db", "upgrade"))
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("FAIRSUB_")}
-    environment.update(FAIRSUB_DATA_DIR=str(tmp_path / "var"), FAIRSUB_CLOCK="test")
-    worker = subprocess.Popen(
-        [*FAIRSUB, "worker", "--interval", "600"],
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    worker = start_worker(tmp_path)
     try:
         assert worker.stdout is not None
         assert "a pass every" in worker.stdout.readline()
@@ -160,15 +165,7 @@ def test_the_worker_sends_the_portals_email_within_seconds_when_serve_runs_witho
 
     ok(run(tmp_path, "db", "upgrade"))
     ok(run(tmp_path, "seed-demo"))
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("FAIRSUB_")}
-    environment.update(FAIRSUB_DATA_DIR=str(tmp_path / "var"), FAIRSUB_CLOCK="test")
-    worker = subprocess.Popen(
-        [*FAIRSUB, "worker", "--interval", "600"],
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    worker = start_worker(tmp_path)
     settings = Settings(data_dir=tmp_path / "var", clock="test", _env_file=None)  # type: ignore[call-arg]
     container = bootstrap(settings)
     mailbox = MaildirMailer(settings.mailbox_dir, settings.mail_from)
