@@ -12,10 +12,24 @@ from fairsub.adapters.payments.sandbox import SandboxGateway
 from fairsub.adapters.payments.stripe import StripeGateway
 from fairsub.bootstrap import make_clock, make_gateway
 from fairsub.config import Settings
+from fairsub.domain.errors import InvalidInput
+from tests.conftest import make_container
+from tests.fakes import FakeClock
 
 
 def settings(tmp_path: Path, **values: object) -> Settings:
     return Settings(data_dir=tmp_path, **values)  # type: ignore[arg-type]
+
+
+def start_up_refusal(sqlite_url: str, tmp_path: Path, **files: Path) -> str:
+    """What checking the operator's files at start-up says, with these files named."""
+    container = make_container(sqlite_url, tmp_path, FakeClock(), **files)
+    try:
+        with pytest.raises(InvalidInput) as refused:
+            container.check_operator_files()
+    finally:
+        container.close()
+    return refused.value.message
 
 
 def test_the_sandbox_is_the_default_gateway_with_its_own_ledger_file(tmp_path: Path) -> None:
@@ -59,8 +73,6 @@ def test_the_refund_policy_is_read_once_and_again_when_the_operator_edits_it(
 ) -> None:
     from fairsub.domain.refunding import ArrivalWindow
     from fairsub.domain.subscriptions import PaymentMethodKind
-    from tests.conftest import make_container
-    from tests.fakes import FakeClock
 
     demo = Path(__file__).resolve().parents[2] / "src/fairsub/data/demo-catalog.toml"
     policy = tmp_path / "policy.toml"
@@ -103,21 +115,11 @@ def demo_text() -> str:
 def test_a_broken_refund_policy_is_reported_at_start_up_with_its_line(
     tmp_path: Path, sqlite_url: str
 ) -> None:
-    from fairsub.domain.errors import InvalidInput
-    from tests.conftest import make_container
-    from tests.fakes import FakeClock
 
     catalog = tmp_path / "catalog.toml"
     catalog.write_text(demo_text().replace('outcome = "pro_rata"', 'outcome = "half"'), "utf-8")
     line = next(n for n, t in enumerate(catalog.read_text("utf-8").splitlines(), 1) if "half" in t)
-    container = make_container(sqlite_url, tmp_path, FakeClock(), catalog_file=catalog)
-    try:
-        with pytest.raises(InvalidInput) as refused:
-            container.check_operator_files()
-    finally:
-        container.close()
-
-    assert refused.value.message == (
+    assert start_up_refusal(sqlite_url, tmp_path, catalog_file=catalog) == (
         f"{catalog}:{line}: refunds.rules[2].outcome: expected one of full, pro_rata, none"
     )
 
@@ -125,22 +127,13 @@ def test_a_broken_refund_policy_is_reported_at_start_up_with_its_line(
 def test_a_catalog_file_without_a_refund_policy_stops_start_up_unless_one_is_named(
     tmp_path: Path, sqlite_url: str
 ) -> None:
-    from fairsub.domain.errors import InvalidInput
-    from tests.conftest import make_container
-    from tests.fakes import FakeClock
 
     text = demo_text()
     catalog, policy = tmp_path / "catalog.toml", tmp_path / "policy.toml"
     catalog.write_text(text[: text.index("[refunds.statutory]")], "utf-8")
     policy.write_text(text[text.index("[refunds.statutory]") :], "utf-8")
 
-    alone = make_container(sqlite_url, tmp_path, FakeClock(), catalog_file=catalog)
-    try:
-        with pytest.raises(InvalidInput) as refused:
-            alone.check_operator_files()
-    finally:
-        alone.close()
-    assert refused.value.message == (
+    assert start_up_refusal(sqlite_url, tmp_path, catalog_file=catalog) == (
         f"{catalog}: no refund policy: FAIRSUB_CATALOG_FILE has no [refunds] section and "
         "FAIRSUB_REFUND_POLICY_FILE is not set"
     )
@@ -159,9 +152,6 @@ def test_an_edit_that_breaks_the_running_policy_is_logged_once_and_the_last_good
     tmp_path: Path, sqlite_url: str
 ) -> None:
     from structlog.testing import capture_logs
-
-    from tests.conftest import make_container
-    from tests.fakes import FakeClock
 
     policy = tmp_path / "policy.toml"
     policy.write_text(demo_text(), "utf-8")
