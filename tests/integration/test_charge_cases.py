@@ -128,6 +128,7 @@ def ask(
     attempt: PaymentAttempt,
     reason: CaseReason = CaseReason.UNKNOWN_CHARGE,
     account_id: int | None = None,
+    note: str = "Never heard of it.",
 ):  # type: ignore[no-untyped-def]
     return cases.open_case(
         container.uows,
@@ -136,7 +137,7 @@ def ask(
         account_id=data.alex.id if account_id is None else account_id,
         charge_attempt_id=attempt.id,
         reason=reason,
-        note="Never heard of it.",
+        note=note,
         arrival=container.refund_policy().arrival,
     )
 
@@ -193,15 +194,8 @@ def test_a_note_keeps_its_lines_and_loses_its_control_characters(
     data = seeded(container)
     only(container, data.monthly)
     charge = renew(container, clock, data)
-    case = cases.open_case(
-        container.uows,
-        container.gateway,
-        container.clock,
-        account_id=data.alex.id,
-        charge_attempt_id=charge.id,
-        reason=CaseReason.UNKNOWN_CHARGE,
-        note="\x1b[31mRED\x1b]0;pwned\x07 and\x00 more\r\nsecond   line",
-        arrival=container.refund_policy().arrival,
+    case = ask(
+        container, data, charge, note="\x1b[31mRED\x1b]0;pwned\x07 and\x00 more\r\nsecond   line"
     )
     assert case.note == "[31mRED ]0;pwned and more\nsecond line"
 
