@@ -4,10 +4,11 @@ A billing batch writes 200 invoices, 200 attempts, 200 audit entries and so on. 
 forms below are built once, at import, and take rows keyed by column name.
 
 - SQLite: an executemany of one prepared statement, which is cheap in process. Its text
-  and the layout of a row's values are worked out once (`_Driver`) and the rows go
+  and the layout of a row's values are worked out once (`DriverStatement`) and the rows go
   straight to the driver: SQLAlchemy builds a dictionary of parameters per row and then
   a tuple from it, about a tenth of a SQLite billing run. (An INSERT ... RETURNING goes
-  through SQLAlchemy, which sends a multi-row VALUES list.)
+  through SQLAlchemy, which sends a multi-row VALUES list.) The sandbox gateway sends its
+  one-row charge INSERT the same way.
 - PostgreSQL: one statement with one array parameter per column, which `unnest()` turns
   back into rows, so a batch is one INSERT ... SELECT FROM unnest(...) or one
   UPDATE ... FROM unnest(...), whose text is the same for every batch. psycopg parses
@@ -45,7 +46,7 @@ Row = Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
-class _Driver:
+class DriverStatement:
     """A statement as the driver takes it: its text with positional placeholders, and how
     a row's values are laid out for them, each through its column type's bind processor
     (a UTC time to SQLite's text, JSON to text), as SQLAlchemy would."""
@@ -58,7 +59,9 @@ class _Driver:
     fixed: tuple[tuple[int, Any], ...]
 
     @classmethod
-    def build(cls, statement: UpdateBase, keys: Mapping[str, str], dialect: Dialect) -> _Driver:
+    def build(
+        cls, statement: UpdateBase, keys: Mapping[str, str], dialect: Dialect
+    ) -> DriverStatement:
         """`keys`: placeholder name -> the row's key for it. A placeholder not among them
         must carry its value in the statement (version + 1, claimed_until = NULL)."""
         compiled = statement.compile(dialect=dialect, column_keys=list(keys))
@@ -107,7 +110,7 @@ class Many:
     renamed: Mapping[str, str] | None = None
     returns: bool = False
     # The SQLite form as the driver takes it, made at first use (it needs the dialect).
-    _driver: dict[str, _Driver] = field(default_factory=dict, compare=False, repr=False)
+    _driver: dict[str, DriverStatement] = field(default_factory=dict, compare=False, repr=False)
 
     def execute(self, connection: Connection, rows: Sequence[Row]) -> CursorResult[Any]:
         sqlite = connection.dialect.name == "sqlite"
@@ -115,7 +118,9 @@ class Many:
             driver = self._driver.get("sqlite")
             if driver is None:
                 keys = {(self.renamed or {}).get(c, c): c for c in self.columns}
-                driver = self._driver["sqlite"] = _Driver.build(self.each, keys, connection.dialect)
+                driver = self._driver["sqlite"] = DriverStatement.build(
+                    self.each, keys, connection.dialect
+                )
             return connection.exec_driver_sql(driver.sql, [driver.values(row) for row in rows])
         # One row of an UPDATE (a turn-off saving its subscription) goes as the plain
         # statement on PostgreSQL too: arrays of one row took more CPU to send (median

@@ -59,6 +59,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
+from fairsub.adapters.db.bulk import DriverStatement
 from fairsub.adapters.db.engine import WRITE_OPTION, make_engine
 from fairsub.adapters.payments.cards import check_card
 from fairsub.adapters.payments.sandbox_ledger import (
@@ -90,6 +91,17 @@ Record = Mapping[Any, Any]
 
 
 # Built once: the sandbox is on the hot path of every benchmark and demo renewal.
+_CHARGE_COLUMNS = (
+    "ref",
+    "idempotency_key",
+    "card_token",
+    "amount_minor",
+    "currency",
+    "succeeded",
+    "decline_reason",
+    "description",
+    "created_at",
+)
 _NEW_CHARGE = sqlite_insert(charges).on_conflict_do_nothing(index_elements=["idempotency_key"])
 _CHARGE_BY_KEY = select(charges).where(charges.c.idempotency_key == bindparam("b_key"))
 _CARD_BEHAVIOUR = select(cards.c.behaviour).where(cards.c.token == bindparam("b_token"))
@@ -123,6 +135,11 @@ class SandboxGateway:
         self._schema_ready = False
         self._cards: dict[str, Behaviour] = {}
         self._write_connection: Connection | None = None
+        # The charge INSERT as the driver takes it: through SQLAlchemy's execute it cost
+        # half again as much as the rest of a charge (78 against 52 µs a charge).
+        self._new_charge = DriverStatement.build(
+            _NEW_CHARGE, {c: c for c in _CHARGE_COLUMNS}, self._engine.dialect
+        )
 
     def close(self) -> None:
         with self._writer:
@@ -233,7 +250,10 @@ class SandboxGateway:
                     "description": description,
                     "created_at": self._clock.now(),
                 }
-                if connection.execute(_NEW_CHARGE, values).rowcount == 1:
+                driver = connection.connection.driver_connection
+                assert driver is not None
+                new = self._new_charge
+                if driver.execute(new.sql, new.values(values)).rowcount == 1:
                     return values, behaviour
             existing = connection.execute(_CHARGE_BY_KEY, {"b_key": key}).first()
             return (existing._mapping if existing is not None else None), None
