@@ -70,10 +70,13 @@ class Period:
         require_utc(anchor)
         if require_utc(moment) < anchor:
             raise InvalidInput("The moment is before the anchor.")
+        # The index-th period starts exactly index * term months after the anchor (its day
+        # may be clamped), so the one containing `moment` is this index or the one before.
+        # Trying this one first finds a period's end, the next one's start, in one step.
         months = (moment.year - anchor.year) * 12 + (moment.month - anchor.month)
-        index = max(0, months // term.months - 1)
-        while not (period := cls.nth(anchor, term, index)).contains(moment):
-            index += 1
+        index = months // term.months
+        while moment < (period := cls.nth(anchor, term, index)).start:
+            index -= 1
         return period
 
 
