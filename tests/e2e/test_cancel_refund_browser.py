@@ -112,10 +112,10 @@ def test_c28_cancel_now_ends_the_annual_plan_refunds_it_and_proves_it_on_page_st
     # The same proof by email, over SMTP, with the reference.
     (email,) = emails_about(inbox, reference)
     assert email["To"] == DEMO_EMAIL
-    assert "GBP 79.99 refund on its way" in str(email["Subject"])
+    assert "£79.99 refund on its way" in str(email["Subject"])  # as the page shows it
     for body in (text_of(email, "plain"), text_of(email, "html")):
         assert reference in body
-        assert "GBP 79.99" in body
+        assert "£79.99" in body
         assert "Visa ending 4242" in body
         assert "4 December 2026" in body and "11 December 2026" in body
         without_links = URL.sub(" ", body)

@@ -179,7 +179,7 @@ def test_a_case_about_an_ordinary_charge_waits_for_support_with_a_reference_and_
     assert cases.list_cases(container.uows(), alerts_only=True) == []
     assert not [entry for entry in logs if entry["log_level"] == "error"]
     (text,) = emails(container, mailer, f"case {case.reference}")
-    assert "GBP 4.49" in text and "Antivirus Monthly" in text
+    assert "£4.49" in text and "Antivirus Monthly" in text
     assert "emails you the outcome" in text
     assert "never ask for bank details" in text
     assert PHONE.search(text) is None

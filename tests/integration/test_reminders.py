@@ -218,12 +218,12 @@ def test_c22_renewal_and_trial_reminders_state_every_term_and_who_sends_them(
     trial, renewal = mailer.sent
     assert trial.subject == "Your Larkspur Antivirus trial ends on 21 January 2027"
     assert_states_the_terms(
-        trial, data.monthly.id, "Larkspur Antivirus", "Antivirus Monthly", "GBP 4.49",
+        trial, data.monthly.id, "Larkspur Antivirus", "Antivirus Monthly", "£4.49",
         "monthly", "21 January 2027",
     )  # fmt: skip
-    assert renewal.subject == "Larkspur 360 renews on 7 November 2027 for GBP 79.99"
+    assert renewal.subject == "Larkspur 360 renews on 7 November 2027 for £79.99"
     assert_states_the_terms(
-        renewal, data.annual.id, "Larkspur 360", "360 Annual", "GBP 79.99", "yearly",
+        renewal, data.annual.id, "Larkspur 360", "360 Annual", "£79.99", "yearly",
         "7 November 2027",
     )  # fmt: skip
 
@@ -363,9 +363,9 @@ def test_c23_monthly_subscriber_is_told_7_to_30_days_ahead_then_charged_the_new_
     assert (payload["old_amount"], payload["new_amount"]) == ("GBP 4.49", "GBP 4.99")
     assert invoiced(container, data.monthly)[-1] == (renewal, 499)
     (notice,) = mailer.sent
-    assert notice.subject == "Larkspur Antivirus: new price GBP 4.99 from 24 December 2026"
+    assert notice.subject == "Larkspur Antivirus: new price £4.99 from 24 December 2026"
     assert_states_the_terms(
-        notice, data.monthly.id, "Antivirus Monthly", "GBP 4.49", "GBP 4.99", "monthly",
+        notice, data.monthly.id, "Antivirus Monthly", "£4.49", "£4.99", "monthly",
         "24 December 2026",
     )  # fmt: skip
 

@@ -184,7 +184,7 @@ def test_c24_c26_withdrawal_within_14_days_refunds_in_full_and_emails_the_accoun
     for text in (mail.text, mail.html):  # C25: content, date and time with the zone
         assert "30 November 2026" in text and "13:00:00 CET" in text
         assert "Withdrawal from contract: I withdraw" in text
-        assert "EUR 39.99" in text and "everything you paid" in text
+        assert "39,99\xa0€" in text and "everything you paid" in text
         assert "Visa ending 4242" in text and "There is no fee" in text
         assert "14 December 2026" in text  # the refund's latest date: within 14 days
         assert not PHONE.search(text)  # C30
@@ -203,7 +203,7 @@ def test_c27_both_boxes_at_checkout_keep_back_the_days_used(
     # 27 November to 27 December is 30 days; 3 of them were used.
     assert refund.amount == Money(499 * 27 // 30, "EUR")
     (mail,) = withdrawal_mails(container, mailer)
-    assert "EUR 4.49" in mail.text and "less EUR 0.50 for the days" in mail.text
+    assert "4,49\xa0€" in mail.text and "less 0,50\xa0€ for the days" in mail.text
 
 
 def test_c27_one_box_alone_leaves_the_right_whole(

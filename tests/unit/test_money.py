@@ -196,3 +196,18 @@ def test_plain_reads_back_as_the_same_amount(m: Money) -> None:
     assert Decimal(number).scaleb(exponent) == m.amount_minor
     decimals = len(number.partition(".")[2])
     assert decimals == exponent
+
+
+@given(money)
+def test_from_plain_is_the_inverse_of_plain(m: Money) -> None:
+    assert Money.from_plain(m.plain()) == m
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "EUR", "EUR ", "XXX 1.00", "EUR 1", "EUR 1.0", "EUR 1.000", "JPY 1.00", "EUR 1,00",
+     "EUR --1.00", "EUR 1.-5", "EUR \u0661.\u0660\u0660", "eur 1.00", "EUR +1.00"],
+)  # fmt: skip
+def test_from_plain_refuses_anything_plain_would_not_write(text: str) -> None:
+    with pytest.raises(InvalidInput):
+        Money.from_plain(text)

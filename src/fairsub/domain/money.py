@@ -66,6 +66,22 @@ class Money:
         base, remainder = divmod(self.amount_minor, parts)
         return [Money(base + (1 if i < remainder else 0), self.currency) for i in range(parts)]
 
+    @classmethod
+    def from_plain(cls, text: str) -> Money:
+        """The amount `plain()` wrote: 'EUR 49.99' is Money(4999, 'EUR')."""
+        currency, _, number = text.partition(" ")
+        exponent = minor_units(currency)
+        sign = -1 if number.startswith("-") else 1
+        whole, dot, frac = number.removeprefix("-").partition(".")
+        if (
+            not (whole.isascii() and whole.isdigit())
+            or len(frac) != exponent
+            or (frac and not (frac.isascii() and frac.isdigit()))
+            or bool(dot) != bool(exponent)
+        ):
+            raise InvalidInput(f"Not an amount as plain() writes one: {text!r}.")
+        return cls(sign * (int(whole) * 10**exponent + int(frac or 0)), currency)
+
     def plain(self) -> str:
         """A locale-free rendering for logs and plain text: 'EUR 49.99', 'JPY 4800'."""
         exponent = minor_units(self.currency)

@@ -11,6 +11,8 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from fairsub.adapters import display
+from fairsub.domain.errors import InvalidInput
+from fairsub.domain.money import Money
 from fairsub.services.ports import EmailMessage
 
 SUBJECTS = {
@@ -31,6 +33,40 @@ SUBJECTS = {
     "last_renewal_declined": "Nothing charged: {product} ended on {ends_at} ({reference})",
     "withdrawal_received": "We received your withdrawal from {product} — reference {reference}",
 }
+
+
+# Payload keys that hold an amount. The outbox keeps amounts locale-free (Money.plain:
+# 'GBP 79.99'); the email shows them as the portal does, in the reader's locale ('£79.99').
+MONEY_KEYS = frozenset(
+    {
+        "amount",
+        "charge_in_flight",
+        "kept_amount",
+        "new_amount",
+        "old_amount",
+        "paid",
+        "price",
+        "refund_amount",
+    }
+)
+
+
+def _localized(payload: dict[str, Any], locale: str) -> dict[str, Any]:
+    return {
+        key: _amount(value, locale) if key in MONEY_KEYS else value
+        for key, value in payload.items()
+    }
+
+
+def _amount(value: Any, locale: str) -> Any:
+    """An amount in the reader's locale; anything else (None, text from an older
+    release) as it is, so the email still goes out."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return display.money(Money.from_plain(value), locale)
+    except InvalidInput:
+        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,11 +122,12 @@ class EmailRenderer:
         def link(path: str) -> str:
             return self.site.base_url.rstrip("/") + path
 
-        context = {**payload, "site": self.site, "when": when, "day": day, "link": link}
+        values = _localized(payload, locale)
+        context = {**values, "site": self.site, "when": when, "day": day, "link": link}
         return EmailMessage(
             to=recipient,
             subject=SUBJECTS[kind].format(
-                **{k: _subject_value(v, day, k) for k, v in payload.items()}
+                **{k: _subject_value(v, day, k) for k, v in values.items()}
             ),
             text=self._env.get_template(f"{kind}.txt").render(context),
             html=self._env.get_template(f"{kind}.html").render(context),

@@ -1,0 +1,59 @@
+"""What an email says, from its outbox payload: amounts in the reader's locale."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from fairsub.adapters.email.render import EmailRenderer, Site
+
+SITE = Site("http://127.0.0.1:8000", "Larkspur Security", "no-reply@larkspur.example", "ex")
+WRITTEN = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+def renewal(amount: object, locale: str) -> dict[str, object]:
+    return {
+        "locale": locale,
+        "timezone": "Europe/London",
+        "name": "Alex",
+        "product": "Larkspur 360",
+        "plan": "360 Annual",
+        "amount": amount,
+        "invoice_number": 7,
+        "period_start": "2026-11-29T12:00:00+00:00",
+        "period_end": "2027-11-29T12:00:00+00:00",
+        "auto_renew": True,
+        "subscription_path": "/account/subscriptions/1",
+        "statement_path": "/account/billing",
+    }
+
+
+@pytest.mark.parametrize(
+    ("locale", "plain", "shown"),
+    [
+        ("en_GB", "GBP 79.99", "£79.99"),
+        ("de_DE", "EUR 79.99", "79,99\xa0€"),
+        ("en_US", "EUR 79.99", "€79.99"),
+        ("ja_JP", "JPY 4800", "¥4,800"),
+    ],
+)
+def test_an_amount_is_shown_as_the_portal_shows_it_to_that_reader(
+    locale: str, plain: str, shown: str
+) -> None:
+    email = EmailRenderer(SITE).render(
+        1, "renewal_charged", "a@example.com", renewal(plain, locale), WRITTEN
+    )
+
+    assert f"We charged {shown}." in email.text
+    assert shown in email.html
+    assert plain not in email.text + email.html
+
+
+@pytest.mark.parametrize("amount", ["79.99 pounds", None])
+def test_an_amount_in_another_form_goes_out_as_it_is_rather_than_not_at_all(
+    amount: object,
+) -> None:
+    email = EmailRenderer(SITE).render(
+        1, "renewal_charged", "a@example.com", renewal(amount, "en_GB"), WRITTEN
+    )
+
+    assert f"We charged {amount}." in email.text
