@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from _support import _package_version, load_average, machine_basics
+from _support import _package_version, fairsub_identity, load_average, machine_basics
 from fairsub.services.ports import CardDetails
 
 CARD = CardDetails("4242424242424242", 12, 2030, "123")
@@ -28,6 +28,7 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 def machine_info(pg_version: str | None) -> dict[str, str]:
     return {
+        "fairsub": fairsub_identity(),
         **machine_basics(pg_version),
         "stack": f"sqlalchemy {_package_version('sqlalchemy')}, "
         f"psycopg {_package_version('psycopg')}",

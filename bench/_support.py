@@ -73,6 +73,26 @@ def busy_warning(busy: list[str]) -> str | None:
     )
 
 
+def fairsub_identity() -> str:
+    """Which fairsub code is measured: its git commit, and whether src/ has changes."""
+    import fairsub
+
+    package = Path(fairsub.__file__).resolve().parent
+    where = package.parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(where), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        changed = subprocess.run(
+            ["git", "-C", str(where), "status", "--porcelain", "--", str(package)],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return f"{package} (not in a git checkout)"
+    return f"commit {commit}" + (" + uncommitted changes in src/" if changed else "")
+
+
 def load_average() -> str:
     with suppress(OSError):
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])

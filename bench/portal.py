@@ -54,7 +54,6 @@ import os
 import random
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -74,6 +73,7 @@ from _support import (
     _package_version,
     add_postgres_options,
     bench_settings,
+    fairsub_identity,
     machine_basics,
 )
 from fairsub.adapters.clock import SystemClock
@@ -104,26 +104,6 @@ def machine_info(pg_version: str | None) -> dict[str, str]:
             f"{_package_version('httptools')} (HTTP/1.1 keep-alive)"
         ),
     }
-
-
-def fairsub_identity() -> str:
-    """Which fairsub code is measured: its git commit, and whether src/ has changes."""
-    import fairsub
-
-    package = Path(fairsub.__file__).resolve().parent
-    where = package.parent.parent
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(where), "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-        changed = subprocess.run(
-            ["git", "-C", str(where), "status", "--porcelain", "--", str(package)],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.CalledProcessError):
-        return f"{package} (not in a git checkout)"
-    return f"commit {commit}" + (" + uncommitted changes in src/" if changed else "")
 
 
 # --------------------------------------------------------------------------- checks
