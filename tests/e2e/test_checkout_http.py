@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from fairsub.adapters.db.tables import consents, subscriptions
 from fairsub.adapters.payments.sandbox import SandboxGateway
@@ -423,12 +423,61 @@ def test_payment_methods_page_lists_cards_and_a_new_one_replaces_them(shop) -> N
 
     assert added.status_code == 303
     after = client.get(added.headers["location"]).text
-    assert "Your new card is saved" in after
+    assert "Your new card, Mastercard ending 4444, is saved" in after
+    assert "try the failed payment" not in after  # none had failed
     cards = after[after.index("Cards on file") : after.index("What each subscription")]
     assert "Mastercard ending <strong>4444</strong>" in cards
     assert "4242" not in cards  # replaced: it pays for nothing now, so it is not offered
     detail = client.get(f"/account/subscriptions/{data.annual.id}").text
     assert "Mastercard ending 4444" in detail
+
+
+def test_a_link_to_the_cards_page_cannot_make_it_claim_a_card_was_saved(shop) -> None:  # type: ignore[no-untyped-def]
+    client, _, _, _ = shop
+    sign_in(client)
+    own = client.get("/account/payment-methods").text
+    (card_id,) = re.findall(r'data-card="(\d+)"', own)
+
+    for query in ("added=999999", "added=x", f"added={card_id}0", "added=&retrying=3"):
+        page = client.get(f"/account/payment-methods?{query}")
+        assert page.status_code == 200, query
+        assert "is saved" not in page.text and "try the failed" not in page.text, query
+    # The note names the customer's own card, and only says what is true of it.
+    page = client.get(f"/account/payment-methods?added={card_id}&retrying=3").text
+    assert "Your new card, Visa ending 4242, is saved" in page
+    assert "try the failed payment" not in page
+
+
+def test_a_new_card_says_a_failed_payment_is_tried_again_while_it_is(shop) -> None:  # type: ignore[no-untyped-def]
+    client, container, data, _ = shop
+    with container.engine.begin() as connection:
+        connection.execute(
+            update(subscriptions)
+            .where(subscriptions.c.id == data.monthly.id)
+            .values(status="past_due", failed_attempts=1)
+        )
+    sign_in(client)
+
+    added = client.post(
+        "/account/payment-methods",
+        data={
+            "csrf_token": csrf(client, "/account/payment-methods"),
+            "card_number": "4242 4242 4242 4242",
+            "expiry": "04/31",
+            "cvc": "321",
+        },
+    )
+    page = client.get(added.headers["location"]).text
+    assert "We will try the failed payment again with it within a few minutes" in page
+
+    with container.engine.begin() as connection:  # the retry went through
+        connection.execute(
+            update(subscriptions)
+            .where(subscriptions.c.id == data.monthly.id)
+            .values(status="active", failed_attempts=0)
+        )
+    again = client.get(added.headers["location"]).text
+    assert "is saved" in again and "try the failed payment" not in again
 
 
 def test_a_card_the_gateway_refuses_is_shown_with_a_message_and_not_stored(shop) -> None:  # type: ignore[no-untyped-def]

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
 from fairsub.domain.errors import FairsubError, InvalidInput
+from fairsub.domain.subscriptions import Status
 from fairsub.entrypoints.web.deps import ContainerDep, CsrfChecked, CurrentCustomer
 from fairsub.entrypoints.web.pages import render
 from fairsub.services import payment_methods
@@ -44,17 +45,21 @@ def cards_page(
     request: Request,
     app: ContainerDep,
     customer: CurrentCustomer,
-    added: int | None = None,
-    retrying: int = 0,
+    added: str = "",
 ) -> Response:
+    """`?added=ID` after a card was saved. The note says so only of a card this customer
+    pays with, and says that failed payments are being tried again only while some are:
+    the page states what is true, whatever a link it was reached by says."""
     found = payment_methods.wallet(app.uows, customer.id)
+    card = next((c for c in found.cards if str(c.id) == added), None)
+    retrying = sum(1 for s in found.subscriptions if s.status is Status.PAST_DUE and s.auto_renew)
     return render(
         request,
         "payment_methods.html",
         account=customer,
         wallet=found,
-        added=added,
-        retrying=retrying,
+        added=card,
+        retrying=retrying if card else 0,
     )
 
 
@@ -88,6 +93,4 @@ def add_card(
             added=None,
             retrying=0,
         )
-    return RedirectResponse(
-        f"/account/payment-methods?added={result.card.id}&retrying={len(result.retrying)}", 303
-    )
+    return RedirectResponse(f"/account/payment-methods?added={result.card.id}", 303)
