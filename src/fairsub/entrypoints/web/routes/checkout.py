@@ -214,7 +214,9 @@ def place_order(
             None,
             error.status,
             error=error.message,
+            error_field=getattr(error, "field", None),
             form={
+                "expiry": expiry,
                 "renewal": renewal,
                 "accept_terms": accept_terms,
                 "immediate_start": immediate_start,
