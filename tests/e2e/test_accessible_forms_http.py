@@ -126,3 +126,61 @@ def test_a_checkout_error_that_is_not_about_the_card_marks_no_card_field(portal)
     html = Elements(page.text)
     assert not any(html.invalid(f) for f in CARD_FIELDS)
     assert re.search(r'role="alert"[^>]*>Choose how your subscription continues', page.text)
+
+
+NEW_CUSTOMER = {"email": "jana@example.com", "name": "Jana Neu", "password": "correct horse"}
+
+
+@pytest.mark.parametrize(
+    ("typed", "at_fault", "says"),
+    [
+        ({"email": "jana@"}, "email", "Enter your email address"),
+        ({"name": ""}, "name", "Enter your name"),
+        ({"password": "short"}, "password", "at least 10 characters"),
+    ],
+)
+def test_creating_an_account_at_checkout_names_the_field_to_correct(
+    portal, typed: dict[str, str], at_fault: str, says: str
+) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = portal
+    start = "/checkout?plan=antivirus-annual&region=DE"
+    page = client.post(
+        "/checkout/account",
+        data={
+            "csrf_token": csrf(client, start),
+            "plan": "antivirus-annual",
+            "region": "DE",
+            **NEW_CUSTOMER,
+            **typed,
+        },
+    )
+    assert page.status_code == 422
+    html = Elements(page.text)
+    assert html.invalid(at_fault)
+    assert says in html.description(at_fault)
+    for other in {"email", "name", "password"} - {at_fault}:
+        assert not html.invalid(other), other
+        assert says not in html.description(other), other
+    assert "At least 10 characters" in html.description("password")  # the hint stays
+    assert html.attrs["name"].get("value") == ({**NEW_CUSTOMER, **typed})["name"]
+
+
+@pytest.mark.parametrize(
+    ("typed", "at_fault", "says"),
+    [
+        ({"password": "short", "confirm": "short"}, "password", "at least 10 characters"),
+        ({"password": "long enough 1", "confirm": "long enough 2"}, "confirm", "not the same"),
+    ],
+)
+def test_choosing_a_new_password_names_the_field_to_correct(
+    portal, typed: dict[str, str], at_fault: str, says: str
+) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = portal
+    token = csrf(client, "/password-reset")
+    page = client.post("/password-reset/some-token", data={"csrf_token": token, **typed})
+    assert page.status_code == 422
+    html = Elements(page.text)
+    assert html.invalid(at_fault)
+    assert says in html.description(at_fault)
+    (other,) = {"password", "confirm"} - {at_fault}
+    assert not html.invalid(other)

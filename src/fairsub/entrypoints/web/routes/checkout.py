@@ -148,6 +148,7 @@ def create_account(
             region,
             error.status,
             account_error=error.message,
+            error_field=getattr(error, "field", None),
             form={"email": email, "name": name},
         )
     response = RedirectResponse(_checkout_path(plan, region), 303)
