@@ -184,3 +184,15 @@ def test_choosing_a_new_password_names_the_field_to_correct(
     assert says in html.description(at_fault)
     (other,) = {"password", "confirm"} - {at_fault}
     assert not html.invalid(other)
+
+
+@pytest.mark.parametrize("step", ["turn-off", "cancel-now"])
+def test_the_way_back_from_a_confirmation_says_where_it_goes(portal, step: str) -> None:  # type: ignore[no-untyped-def]
+    # A screen reader's list of links showed just "Back", which says nothing out of context.
+    client, _, demo = portal
+    sign_in(client)
+    sub = demo.annual.id
+    page = client.get(f"/account/subscriptions/{sub}/{step}")
+    assert page.status_code == 200
+    links = re.findall(r'<a href="/account/subscriptions/\d+">([^<]*)</a>', page.text)
+    assert links and all(link.endswith("Back to Larkspur 360") for link in links), links
