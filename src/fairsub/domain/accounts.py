@@ -35,6 +35,8 @@ def normalize_email(text: str) -> str:
 
 def check_new_password(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(f"Choose a password of at least {MIN_PASSWORD_LENGTH} characters.")
+        raise InvalidInput(
+            f"Choose a password of at least {MIN_PASSWORD_LENGTH} characters.", field="password"
+        )
     if len(password) > MAX_PASSWORD_LENGTH:
-        raise InvalidInput("That password is too long.")
+        raise InvalidInput("That password is too long.", field="password")

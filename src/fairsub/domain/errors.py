@@ -25,6 +25,10 @@ class InvalidInput(FairsubError):
     code = "invalid_input"
     status = 422
 
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field  # the form field to correct, when one is at fault
+
 
 class NotFound(FairsubError):
     """The thing does not exist, or belongs to someone else: the two look the same."""

@@ -249,16 +249,19 @@ def create_account(
     try:
         email = normalize_email(email)
     except InvalidInput:
-        raise InvalidInput("Enter your email address, like name@example.com.") from None
+        raise InvalidInput(
+            "Enter your email address, like name@example.com.", field="email"
+        ) from None
     name = plain(name)
     if not name or len(name) > 200:
-        raise InvalidInput("Enter your name (up to 200 characters).")
+        raise InvalidInput("Enter your name (up to 200 characters).", field="name")
     check_new_password(password)
     password_hash = hasher.hash(password)  # slow on purpose: before the transaction
     with uow.write():
         if uow.accounts.by_email(email) is not None:
             raise InvalidInput(
-                "There is already an account with this email address. Sign in to continue."
+                "There is already an account with this email address. Sign in to continue.",
+                field="email",
             )
         now = clock.now()
         account = uow.accounts.add(

@@ -56,22 +56,30 @@ def check_card(card: CardDetails, now: datetime) -> CheckedCard:
     # digits: NFKC makes them ASCII. Any other character is not part of a card number.
     digits = unicodedata.normalize("NFKC", card.number).replace(" ", "").replace("-", "")
     if not (digits.isascii() and digits.isdigit()) or not 12 <= len(digits) <= 19:
-        raise InvalidInput("Enter the card number as printed on the card: 12 to 19 digits.")
+        raise InvalidInput(
+            "Enter the card number as printed on the card: 12 to 19 digits.", field="card_number"
+        )
     if not luhn_valid(digits):
-        raise InvalidInput("That card number is not valid. Please check it and try again.")
+        raise InvalidInput(
+            "That card number is not valid. Please check it and try again.", field="card_number"
+        )
     brand = brand_of(digits)
     if not 1 <= card.exp_month <= 12:
-        raise InvalidInput("The expiry month must be between 01 and 12.")
+        raise InvalidInput("The expiry month must be between 01 and 12.", field="expiry")
     year = card.exp_year + 2000 if 0 <= card.exp_year < 100 else card.exp_year
     if (year, card.exp_month) < (now.year, now.month):
-        raise InvalidInput("That card has expired. Please use a card that is still valid.")
+        raise InvalidInput(
+            "That card has expired. Please use a card that is still valid.", field="expiry"
+        )
     if year > now.year + MAX_YEARS_AHEAD:
-        raise InvalidInput("Please check the expiry year: it is too far in the future.")
+        raise InvalidInput(
+            "Please check the expiry year: it is too far in the future.", field="expiry"
+        )
     cvc_length = 4 if brand == "Amex" else 3
     cvc = unicodedata.normalize("NFKC", card.cvc)
     if not (cvc.isascii() and cvc.isdigit() and len(cvc) == cvc_length):
         where = "on the front of the card" if brand == "Amex" else "on the back of the card"
-        raise InvalidInput(f"The security code is the {cvc_length} digits {where}.")
+        raise InvalidInput(f"The security code is the {cvc_length} digits {where}.", field="cvc")
     return CheckedCard(
         number=digits, brand=brand, last4=digits[-4:], expires=f"{card.exp_month:02d}/{year}"
     )

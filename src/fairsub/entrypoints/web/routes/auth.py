@@ -114,11 +114,20 @@ def reset(
             422,
             token=token,
             error="The two passwords are not the same.",
+            error_field="confirm",
         )
     try:
         accounts.reset_password(
             app.uows(), app.clock, app.hasher, token=token, new_password=password
         )
     except FairsubError as error:
-        return render(request, "reset_form.html", error.status, token=token, error=error.message)
+        field = getattr(error, "field", None)
+        return render(
+            request,
+            "reset_form.html",
+            error.status,
+            token=token,
+            error=error.message,
+            error_field=field,
+        )
     return RedirectResponse("/login?reset=1", status_code=303)

@@ -148,6 +148,7 @@ def create_account(
             region,
             error.status,
             account_error=error.message,
+            error_field=getattr(error, "field", None),
             form={"email": email, "name": name},
         )
     response = RedirectResponse(_checkout_path(plan, region), 303)
@@ -214,7 +215,9 @@ def place_order(
             None,
             error.status,
             error=error.message,
+            error_field=getattr(error, "field", None),
             form={
+                "expiry": expiry,
                 "renewal": renewal,
                 "accept_terms": accept_terms,
                 "immediate_start": immediate_start,

@@ -25,7 +25,7 @@ def parse_card(number: str, expiry: str, cvc: str) -> CardDetails:
     checks the rest and says what to correct."""
     found = _EXPIRY.match(expiry)
     if found is None:
-        raise InvalidInput("Enter the expiry date as month and year, like 04/29.")
+        raise InvalidInput("Enter the expiry date as month and year, like 04/29.", field="expiry")
     month, year = int(found.group(1)), int(found.group(2))
     return CardDetails(
         number=number.strip(),
@@ -90,6 +90,8 @@ def add_card(
             account=customer,
             wallet=payment_methods.wallet(app.uows, customer.id),
             error=error.message,
+            error_field=getattr(error, "field", None),
+            form={"expiry": expiry},
             added=None,
             retrying=0,
         )
