@@ -149,7 +149,7 @@ def test_c28_cancel_with_refund_ends_now_keeps_proof_sends_the_refund_once_and_e
     assert email.subject.startswith("Cancelled — £79.99 refund on its way")
     for body in (email.text, email.html):
         assert done.cancellation.reference in body
-        assert "GBP 79.99" in body
+        assert "£79.99" in body
         assert "within 60 days" in body  # the reason
         assert "Visa ending 4242" in body
         assert "5 to 10 business days" in body
