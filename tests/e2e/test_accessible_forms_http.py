@@ -196,3 +196,40 @@ def test_the_way_back_from_a_confirmation_says_where_it_goes(portal, step: str) 
     assert page.status_code == 200
     links = re.findall(r'<a href="/account/subscriptions/\d+">([^<]*)</a>', page.text)
     assert links and all(link.endswith("Back to Larkspur 360") for link in links), links
+
+
+PUBLIC_FORM = {"name": "Jana Neu", "email": "jana@example.de", "contract": "receipt 1"}
+
+
+@pytest.mark.parametrize(
+    ("path", "typed", "at_fault"),
+    [
+        ("/withdraw", {"name": ""}, "name"),
+        ("/withdraw", {"email": "jana@"}, "email"),
+        ("/withdraw", {"contract": "my order"}, "contract"),
+        ("/vertrag-widerrufen", {"contract": "my order"}, "contract"),
+        ("/vertraege-kuendigen", {"name": ""}, "name"),
+        ("/vertraege-kuendigen", {"email": "jana@"}, "email"),
+        ("/vertraege-kuendigen", {"contract": ""}, "contract"),
+        ("/vertraege-kuendigen", {"kind": "extraordinary", "reason": ""}, "reason"),
+        ("/vertraege-kuendigen", {"end": "date", "end_date": "31.02.2027"}, "end_date"),
+    ],
+)
+def test_the_withdrawal_and_cancellation_forms_name_the_field_to_correct(
+    portal, path: str, typed: dict[str, str], at_fault: str
+) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = portal
+    page = client.post(path, data={"csrf_token": csrf(client, path), **PUBLIC_FORM, **typed})
+
+    assert page.status_code == 422
+    html = Elements(page.text)
+    error = " ".join(
+        html.text[
+            "withdraw-error" if "widerruf" in path or path == "/withdraw" else "cancel-error"
+        ].split()
+    )
+    assert html.invalid(at_fault)
+    assert error in html.description(at_fault)
+    for other in ("name", "email", "contract", "reason"):
+        if other != at_fault:
+            assert not html.invalid(other), other

@@ -59,18 +59,18 @@ def identify(email: str, name: str, contract: str) -> Identity:
     FS- reference), or InvalidInput with what to correct."""
     name = plain(name)
     if not name or len(name) > 200:
-        raise InvalidInput(NAME_MISSING)
+        raise InvalidInput(NAME_MISSING, field="name")
     try:
         email = normalize_email(email)
     except InvalidInput:
-        raise InvalidInput(EMAIL_MISSING) from None
+        raise InvalidInput(EMAIL_MISSING, field="email") from None
     contract = contract.strip()
     number = None
     reference = normalize_reference(contract) if is_valid_reference(contract) else None
     if reference is None:
         found = _RECEIPT_NUMBER.fullmatch(contract)
         if found is None or int(found.group(1)) == 0:
-            raise InvalidInput(CONTRACT_MISSING)
+            raise InvalidInput(CONTRACT_MISSING, field="contract")
         number = int(found.group(1))
     return Identity(email, name, number, reference)
 

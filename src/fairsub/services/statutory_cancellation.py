@@ -112,9 +112,9 @@ def declare(
     identity = public_forms.identify(email, name, contract)
     reason = public_forms.plain(reason)
     if len(reason) > REASON_LIMIT:
-        raise InvalidInput(REASON_TOO_LONG)
+        raise InvalidInput(REASON_TOO_LONG, field="reason")
     if termination is Termination.EXTRAORDINARY and not reason:
-        raise InvalidInput(REASON_MISSING)
+        raise InvalidInput(REASON_MISSING, field="reason")
     if termination is Termination.ORDINARY:
         reason = ""  # the law asks for none: a reason typed before switching is not kept
     end = end.strip() or "earliest"
@@ -136,9 +136,9 @@ def _wished_date(text: str, today: date) -> date:
         else:
             wished = date.fromisoformat(text)
     except ValueError:
-        raise InvalidInput(DATE_INVALID) from None
+        raise InvalidInput(DATE_INVALID, field="end_date") from None
     if not today <= wished <= today + LATEST_WISH:
-        raise InvalidInput(DATE_INVALID)
+        raise InvalidInput(DATE_INVALID, field="end_date")
     return wished
 
 

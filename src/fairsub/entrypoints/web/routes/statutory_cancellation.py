@@ -109,7 +109,14 @@ def cancel(
         return _page(request, customer, error.status, error=CSRF_FAILED, form=fields)
     except FairsubError as error:
         message = GERMAN_ERRORS.get(error.message, error.message)
-        response = _page(request, customer, error.status, error=message, form=fields)
+        response = _page(
+            request,
+            customer,
+            error.status,
+            error=message,
+            error_field=getattr(error, "field", None),
+            form=fields,
+        )
         if isinstance(error, TooManyAttempts):
             response.headers["Retry-After"] = str(error.retry_after_seconds)
         return response

@@ -136,7 +136,15 @@ def _receive(
     except FairsubError as error:
         message = GERMAN_ERRORS.get(error.message, error.message) if lang == "de" else None
         text = message or error.message
-        response = _page(request, customer, lang, error.status, error=text, form=fields)
+        response = _page(
+            request,
+            customer,
+            lang,
+            error.status,
+            error=text,
+            error_field=getattr(error, "field", None),
+            form=fields,
+        )
         if isinstance(error, TooManyAttempts):
             response.headers["Retry-After"] = str(error.retry_after_seconds)
         return response
