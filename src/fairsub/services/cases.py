@@ -178,7 +178,7 @@ def open_case(
             },
         )
         facts = _charge_facts(uow, charge, subscription, case.reference)
-        facts["reason"] = case.reason_text
+        facts.update(reason=case.reason_text, note=case.note)
         breached = breached_turn_off(
             subscription_id=subscription.id,
             period_start=charge.invoice.period_start,
@@ -360,7 +360,7 @@ def resolve(
             reason=text,
         )
         facts = _charge_facts(uow, charge, subscription, case.reference)
-        facts.update(reason=case.reason_text, resolution_note=text)
+        facts.update(reason=case.reason_text, note=case.note, resolution_note=text)
         if refund:
             enqueue(
                 uow,
