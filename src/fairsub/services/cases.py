@@ -93,6 +93,7 @@ def _charge_facts(
         "charged_at": charge.attempt.created_at.isoformat(),
         "card": f"{card.brand} ending {card.last4}" if card else None,
         "case_path": f"/account/billing/cases/{reference}",
+        "turn_off_path": f"/account/subscriptions/{subscription.id}/turn-off",
         "statement_path": STATEMENT_PATH,
     }
 
