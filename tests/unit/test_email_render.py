@@ -95,3 +95,33 @@ def test_a_one_click_turn_off_link_leads_to_the_one_click(kind: str) -> None:
     for i in promises:
         assert lines[i + 1] == TURN_OFF
     assert f'href="{TURN_OFF}"' in email.html
+
+
+DEMO_SITE = Site(BASE, "Larkspur Security", "Larkspur Security <no-reply@larkspur.example>", "ex")
+
+
+def test_the_plain_text_footer_and_short_emails_fit_a_78_column_reader() -> None:
+    """The footer's promise (we never ask you to call a number to cancel or get a
+    refund) ran to 86 and 87 characters a line, so plain-text readers broke it
+    mid-sentence; no line but a link's is longer than 78 now (RFC 5322, 2.1.1)."""
+    payloads = {
+        "password_reset": {"reset_path": "/password-reset/abc"},
+        "auto_renew_on": {"price": "GBP 79.99", "renews_at": WHEN},
+        "auto_renew_off": {
+            "reference": "FS-AAAA-BBBB",
+            "received_at": WHEN,
+            "ends_at": "2027-11-29T12:00:00+00:00",
+            "charge_in_flight": None,
+            "confirmation_path": "/account/cancellations/FS-AAAA-BBBB",
+        },
+    }
+    for kind, extra in payloads.items():
+        payload = {**renewal("GBP 79.99", "en_GB"), "product": "Larkspur Identity Guard"}
+        payload["plan"] = "Identity Guard Monthly"
+        email = EmailRenderer(DEMO_SITE).render(
+            1, kind, "a@example.com", {**payload, **extra}, WRITTEN
+        )
+
+        long = [line for line in email.text.splitlines() if len(line) > 78 and BASE not in line]
+        assert long == [], kind
+        assert "We never ask you to call a phone number to cancel" in email.text
