@@ -196,6 +196,24 @@ def test_decline_makes_it_past_due_retries_then_expires(
     assert sum("did not go through" in m.subject for m in mailer.sent) == 4
 
 
+def test_a_declined_renewal_email_gives_the_reason_in_plain_words(
+    container: Container, clock: FakeClock, mailer: FakeMailer
+) -> None:
+    """The customer read 'did not go through: card_declined.', the gateway's code; the
+    email says it in the words the statement uses."""
+    data = seeded(container)
+    only(container, data.monthly)
+    card(container, data.monthly.id, "tok_decline_1")
+    clock.set(data.monthly.period.end + timedelta(minutes=1))
+
+    assert run(container).declined == 1
+    container.relay.drain()
+
+    (email,) = [m for m in mailer.sent if "did not go through" in m.subject]
+    assert "card_declined" not in email.text + email.html
+    assert ": card declined." in email.text and ": card declined." in email.html
+
+
 def test_timeout_after_charging_is_settled_by_asking_not_by_charging_again(
     container: Container, clock: FakeClock
 ) -> None:

@@ -378,6 +378,25 @@ def test_support_rejects_a_case_with_a_note_the_customer_is_emailed(
     assert again.reference != case.reference and again.status is CaseStatus.OPEN
 
 
+def test_the_case_emails_keep_the_customers_own_words_as_the_case_page_does(
+    container: Container, clock: FakeClock, mailer: FakeMailer
+) -> None:
+    """The emails said only the reason picked from the list; what the customer wrote was
+    on the case page but missing from the proof in their inbox."""
+    data = seeded(container)
+    only(container, data.monthly)
+    charge = renew(container, clock, data)
+    case = ask(container, data, charge, note="Never heard of it & <b>odd</b>.\nSecond line.")
+    decide(container, case.id, refund=False)
+    container.relay.drain()
+
+    for subject in (f"case {case.reference}", "the outcome of your question"):
+        (email,) = [m for m in mailer.sent if subject in m.subject]
+        assert "What you told us: I don't know what this charge is\n" in email.text
+        assert "“Never heard of it & <b>odd</b>.\n                  Second line.”" in email.text
+        assert "Never heard of it &amp; &lt;b&gt;odd&lt;/b&gt;." in email.html
+
+
 def test_refunding_a_charge_with_nothing_left_is_refused_and_the_case_stays_open(
     container: Container, clock: FakeClock
 ) -> None:

@@ -43,6 +43,7 @@ from fairsub.services.ports import (
     UnitOfWork,
 )
 from fairsub.services.purchase_outcomes import settle_purchase
+from fairsub.services.statements import decline_words
 
 ACTOR = "system:billing"
 
@@ -297,7 +298,7 @@ def _declined(changes: _Changes, answered: _Answered, now: datetime, policy: Dun
             product=subscription.product_name,
             plan=subscription.plan_name,
             amount=invoice.amount.plain(),
-            reason=answered.outcome.decline_reason or "declined",
+            reason=decline_words(answered.outcome.decline_reason),
             retry_at=retry_at.isoformat() if retry_at else None,
             ends_at=(subscription.period.end + policy.grace).isoformat(),
             payment_path="/account/payment-methods",

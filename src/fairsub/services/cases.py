@@ -93,6 +93,7 @@ def _charge_facts(
         "charged_at": charge.attempt.created_at.isoformat(),
         "card": f"{card.brand} ending {card.last4}" if card else None,
         "case_path": f"/account/billing/cases/{reference}",
+        "turn_off_path": f"/account/subscriptions/{subscription.id}/turn-off",
         "statement_path": STATEMENT_PATH,
     }
 
@@ -178,7 +179,7 @@ def open_case(
             },
         )
         facts = _charge_facts(uow, charge, subscription, case.reference)
-        facts["reason"] = case.reason_text
+        facts.update(reason=case.reason_text, note=case.note)
         breached = breached_turn_off(
             subscription_id=subscription.id,
             period_start=charge.invoice.period_start,
@@ -360,7 +361,7 @@ def resolve(
             reason=text,
         )
         facts = _charge_facts(uow, charge, subscription, case.reference)
-        facts.update(reason=case.reason_text, resolution_note=text)
+        facts.update(reason=case.reason_text, note=case.note, resolution_note=text)
         if refund:
             enqueue(
                 uow,
