@@ -196,7 +196,11 @@ def test_a_card_declined_at_checkout_is_not_offered_beside_the_card_that_pays(sh
     assert declined.status_code == 422 and "Your card was declined" in declined.text
     choices = client.get("/checkout?plan=identity-annual&region=US").text
     assert "ending 4242" in choices and "ending 0002" not in choices
-    assert "ending <strong>0002" not in client.get("/account/payment-methods").text
+    cards = client.get("/account/payment-methods").text
+    assert "ending <strong>0002" not in cards
+    # Nothing was bought, so nothing is charged to a card for it.
+    charged_to = cards[cards.index("What each subscription") :]
+    assert "Antivirus Annual" in charged_to and "Identity" not in charged_to
 
 
 # --- buying end to end -----------------------------------------------------------------

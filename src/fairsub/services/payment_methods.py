@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fairsub.domain.subscriptions import PaymentMethod, Subscription
+from fairsub.domain.subscriptions import PaymentMethod, Status, Subscription
 from fairsub.services import audit
 from fairsub.services.ports import CardDetails, Clock, PaymentGateway, UnitOfWorkFactory
 
@@ -22,10 +22,15 @@ class CardOnFile:
     expires: str  # "MM/YYYY"
 
 
+# A subscription that has ended (or was never bought: its first payment was declined)
+# is charged to nothing, so the cards page does not list it.
+ENDED = frozenset({Status.EXPIRED, Status.REFUNDED})
+
+
 @dataclass(frozen=True, slots=True)
 class Wallet:
     cards: list[CardOnFile]
-    subscriptions: list[Subscription]  # direct ones: which card each is charged to
+    subscriptions: list[Subscription]  # direct ones still running: which card each is charged to
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +51,11 @@ def wallet(uows: UnitOfWorkFactory, account_id: int) -> Wallet:
             for id_, card, expires in uow.payment_methods.for_account(account_id)
         ]
         paying = uow.payment_methods.paying(account_id)
-        subscriptions = [s for s in uow.subscriptions.for_account(account_id) if s.reseller is None]
+        subscriptions = [
+            s
+            for s in uow.subscriptions.for_account(account_id)
+            if s.reseller is None and s.status not in ENDED
+        ]
     cards = [c for c in every if c.id in paying] or every[:1]
     return Wallet(cards, subscriptions)
 
