@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 from fairsub.adapters import display
 from fairsub.adapters.db.tables import cancellations, refunds
 from fairsub.bootstrap import Container
-from fairsub.domain.refunding import ArrivalWindow
+from fairsub.domain.money import Money
+from fairsub.domain.refunding import ArrivalWindow, RefundKind
 from fairsub.domain.subscriptions import PaymentMethodKind
 from fairsub.entrypoints.relay_process import Relay
 from fairsub.entrypoints.web.app import create_app
@@ -147,6 +148,7 @@ def test_c31_the_statement_shows_the_refund_of_the_receipt_with_when_it_arrives(
     portal: Portal, clock: FakeClock
 ) -> None:
     client, container, data = portal
+    before = rows(client.get("/account/billing").text)
     cancel_now(client, data.annual.id)
 
     lines = rows(client.get("/account/billing").text)
@@ -158,6 +160,10 @@ def test_c31_the_statement_shows_the_refund_of_the_receipt_with_when_it_arrives(
     assert "-£79.99" in refund_row
     assert f"On its way arrives between {earliest} and {latest}" in refund_row
     assert "£79.99 Paid" in charge_row
+    # A charge all given back is not one to question any more; it was before.
+    was = next(row for n, row in before if n == number and "360 Annual, purchase" in row)
+    assert "I don't recognise this charge" in was
+    assert "I don't recognise this charge" not in charge_row
     receipt = text(client.get(f"/account/billing/receipts/{number}").text)
     assert "Refunds of this payment -£79.99 requested 27 November 2026" in receipt
     # Once the window has passed, the janitor marks it arrived.
@@ -217,3 +223,43 @@ def test_cancel_now_needs_the_csrf_token_and_the_own_subscription(portal: Portal
     )
     assert answer.status_code == 404
     assert count(container, refunds) == 0
+
+
+def test_a_receipt_refunded_in_part_says_how_much_in_the_readers_money(
+    portal: Portal, clock: FakeClock
+) -> None:
+    client, container, data = portal
+    number, attempt_id = next(
+        (line.invoice_number, line.attempt_id)
+        for line in statement_lines(container, data)
+        if line.subscription_id == data.annual.id and line.attempt_id is not None
+    )
+    with container.uows().write() as uow:
+        paid = refund_service.charge_by_id(uow, data.alex.id, attempt_id)
+        assert paid is not None
+        refund_service.request(
+            uow,
+            paid,
+            Money(1000, "GBP"),
+            kind=RefundKind.WITHDRAWAL,
+            reason="goodwill",
+            reference=None,
+            actor="test",
+            channel="cli",
+            now=clock.now(),
+        )
+        uow.commit()
+
+    receipt = text(client.get(f"/account/billing/receipts/{number}").text)
+    assert "Paid, then £10.00 refunded" in receipt
+    assert "GBP" not in receipt
+    lines = rows(client.get("/account/billing").text)
+    charge_row = next(row for n, row in lines if n == number and "Refund" not in row)
+    assert "I don't recognise this charge" in charge_row  # £69.99 of it is still theirs
+
+
+def statement_lines(container: Container, data: Demo):  # type: ignore[no-untyped-def]
+    from fairsub.services import statements
+
+    arrival = container.refund_policy().arrival
+    return statements.statement(container.uows(), data.alex.id, arrival=arrival)

@@ -11,7 +11,8 @@ Dates and money stay typed here: the portal formats them for the reader.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -113,6 +114,7 @@ class StatementLine:
     arrives_from: datetime | None = None
     arrives_by: datetime | None = None
     reference: str | None = None
+    refunded_in_full: bool = False  # a paid charge all of which is back (or on its way)
 
     @property
     def is_refund(self) -> bool:
@@ -145,8 +147,12 @@ class Receipt:
 
     @property
     def status_text(self) -> str:
+        return self.status_words()
+
+    def status_words(self, money: Callable[[Money], str] = Money.plain) -> str:
         """In the reader's words, refunds included: a receipt refunded in full no longer
-        just says "Paid", and one for nothing (a free trial's start) says so."""
+        just says "Paid", and one for nothing (a free trial's start) says so. `money`
+        writes an amount refunded in part (pages pass the reader's format)."""
         if self.paid and self.amount.amount_minor == 0:
             return "No charge"
         words = STATUS_WORDS[self.status]
@@ -159,7 +165,7 @@ class Receipt:
             if back >= self.amount.amount_minor:
                 return "Paid, then refunded in full"
             if back:
-                return f"Paid, then {Money(back, self.amount.currency).plain()} refunded"
+                return f"Paid, then {money(Money(back, self.amount.currency))} refunded"
         return f"{words} ({self.reason})" if self.reason else words
 
 
@@ -285,6 +291,16 @@ def _refund_lines(
     ]
 
 
+def _refunded(refunds: list[Refund]) -> dict[int, int]:
+    """Minor units refunded (or on their way) against each charge attempt."""
+    back: dict[int, int] = {}
+    for refund in refunds:
+        if refund.status is not RefundStatus.FAILED:
+            key = refund.charge_attempt_id
+            back[key] = back.get(key, 0) + refund.amount.amount_minor
+    return back
+
+
 def _newest_first(line: StatementLine) -> tuple[datetime, int, bool, int]:
     # At the same moment a refund comes after the charge it returns.
     return (line.at, line.invoice_number, line.is_refund, line.attempt_no)
@@ -304,6 +320,15 @@ def statement(uow: UnitOfWork, account_id: int, *, arrival: ArrivalWindows) -> l
         kinds = _kinds(uow, account_id) if refunds else {}
     lines = [
         line for invoice, attempts in ledger for line in _lines(invoice, attempts, subscriptions)
+    ]
+    back = _refunded(refunds)
+    lines = [
+        replace(line, refunded_in_full=True)
+        if line.attempt_id is not None
+        and line.status is LineStatus.PAID
+        and 0 < line.amount.amount_minor <= back.get(line.attempt_id, 0)
+        else line
+        for line in lines
     ]
     invoices = {invoice.id: invoice for invoice, _ in ledger}
     windows = _windows(ledger, kinds, arrival)
