@@ -146,7 +146,11 @@ def test_c28_cancel_with_refund_ends_now_keeps_proof_sends_the_refund_once_and_e
     container.relay.drain()
     (email,) = [m for m in container.mailer.sent if done.cancellation.reference in m.subject]  # type: ignore[attr-defined]
     assert email.to == "demo@example.com"
-    assert email.subject.startswith("Cancelled — £79.99 refund on its way")
+    reference = done.cancellation.reference
+    assert (
+        email.subject
+        == f"Larkspur 360 cancelled — £79.99 refund on its way — reference {reference}"
+    )
     for body in (email.text, email.html):
         assert done.cancellation.reference in body
         assert "£79.99" in body

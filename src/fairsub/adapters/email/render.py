@@ -16,7 +16,7 @@ from fairsub.domain.money import Money
 from fairsub.services.ports import EmailMessage
 
 SUBJECTS = {
-    "auto_renew_off": "Auto-renew is off — reference {reference}",
+    "auto_renew_off": "Auto-renew is off for {product} — reference {reference}",
     "auto_renew_on": "Auto-renew is back on for {product}",
     "password_reset": "Reset your password",
     "renewal_charged": "Receipt {invoice_number}: {product} renewed",
@@ -26,7 +26,7 @@ SUBJECTS = {
     "renewal_reminder": "{product} renews on {renews_on} for {amount}",
     "trial_reminder": "Your {product} trial ends on {trial_ends_on}",
     "price_increase_notice": "{product}: new price {new_amount} from {effective_on}",
-    "refund_confirmed": "Cancelled — {amount} refund on its way — reference {reference}",
+    "refund_confirmed": "{product} cancelled — {amount} refund on its way — reference {reference}",
     "charge_case_opened": "We received your question about a charge — case {reference}",
     "charge_case_refunded": "Case {reference}: {refund_amount} is on its way back to your card",
     "charge_case_rejected": "Case {reference}: the outcome of your question about a charge",
