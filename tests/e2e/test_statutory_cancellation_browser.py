@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.browser
 
-SUBJECT = re.compile(r"^Auto-renew is off for .+ — reference (FS-[0-9A-Z]{4}-[0-9A-Z]{4})$")
+SUBJECT = re.compile(r"^Auto-renew is off for .+ \(reference (FS-[0-9A-Z]{4}-[0-9A-Z]{4})\)$")
 PHONE = {"viewport": {"width": 375, "height": 740}, "is_mobile": True, "has_touch": True}
 
 

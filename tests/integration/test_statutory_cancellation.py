@@ -117,7 +117,7 @@ def test_c4_an_ordinary_termination_turns_auto_renew_off_and_emails_the_account(
     (mail,) = off_mails(container, mailer)
     assert mail.to == JANA
     assert mail.subject == (
-        f"Auto-renew is off for Larkspur Antivirus — reference {cancellation.reference}"
+        f"Auto-renew is off for Larkspur Antivirus (reference {cancellation.reference})"
     )
     for text in (mail.text, mail.html):
         assert "30 November 2026" in text and "13:00:00 CET" in text  # received, with zone

@@ -16,7 +16,7 @@ from fairsub.domain.money import Money
 from fairsub.services.ports import EmailMessage
 
 SUBJECTS = {
-    "auto_renew_off": "Auto-renew is off for {product} — reference {reference}",
+    "auto_renew_off": "Auto-renew is off for {product} (reference {reference})",
     "auto_renew_on": "Auto-renew is back on for {product}",
     "password_reset": "Reset your password",
     "renewal_charged": "Receipt {invoice_number}: {product} renewed",
