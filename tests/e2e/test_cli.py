@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, make_url, select, text
 
 from fairsub.adapters.db.tables import accounts, subscriptions
 from tests.conftest import free_port
@@ -97,6 +97,17 @@ def test_upgrade_and_seed_on_postgresql(tmp_path: Path, pg_url: str) -> None:
     upgrade = run(tmp_path, "db", "upgrade", FAIRSUB_DATABASE_URL=url)
     assert upgrade.returncode == 0, upgrade.stderr
     assert "already at revision" in upgrade.stdout
+    # Which database it was, its password hidden: without FAIRSUB_DATABASE_URL it would have
+    # been SQLite in the data directory, and nothing else would have said so.
+    named = make_url(url)
+    if named.password is None:  # the test server trusts local users: any password will do
+        named = named.set(password="not-for-the-terminal")
+    current = run(tmp_path, "db", "current", FAIRSUB_DATABASE_URL=named.render_as_string(False))
+    assert current.returncode == 0, current.stderr
+    assert current.stdout.endswith(f":***@{named.host}:{named.port}/{named.database}\n")
+    assert str(named.password) not in current.stdout
+    unset = run(tmp_path, "db", "current", FAIRSUB_DATABASE_URL="")
+    assert unset.stdout.endswith(f"sqlite:///{tmp_path / 'var' / 'fairsub.db'}\n")
     seed = run(tmp_path, "seed-demo", FAIRSUB_DATABASE_URL=url)
     assert seed.returncode == 0, seed.stderr
     assert run(tmp_path, "audit", "verify", FAIRSUB_DATABASE_URL=url).returncode == 0

@@ -199,3 +199,36 @@ def test_the_worker_sends_the_portals_email_within_seconds_when_serve_runs_witho
         worker.terminate()
         worker.communicate(timeout=30)
         container.close()
+
+
+STOPPED_MID_RUN = """
+import os, signal, sys, time
+from fairsub.services import billing
+def interrupted(*args, **kwargs):  # the signal arrives while the run is under way
+    os.kill(os.getpid(), signal.SIG{name})
+    time.sleep(5)
+billing.run = interrupted
+from fairsub.entrypoints.cli.main import app
+sys.argv = ["fairsub", "billing", "run"]
+app()
+"""
+
+
+@pytest.mark.parametrize("name", ["INT", "TERM"])
+def test_a_billing_run_stopped_midway_says_so_in_one_line(tmp_path: Path, name: str) -> None:
+    # Ctrl-C used to end it silently (exit 130, nothing said), SIGTERM on the spot.
+    ok(run(tmp_path, "db", "upgrade"))
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FAIRSUB_")}
+    environment.update(FAIRSUB_DATA_DIR=str(tmp_path / "var"))
+    stopped = subprocess.run(
+        [sys.executable, "-c", STOPPED_MID_RUN.format(name=name)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=60,
+        check=False,
+    )
+    assert stopped.returncode == 130
+    assert stopped.stdout == ""
+    assert stopped.stderr.startswith("fairsub: billing run stopped before the end; ")
+    assert len(stopped.stderr.splitlines()) == 1

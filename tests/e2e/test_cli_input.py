@@ -7,10 +7,13 @@ real processes."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from fairsub.adapters.payments.sandbox import SandboxGateway
+from fairsub.services.ports.payments import GatewayUnavailable
 from tests.e2e.conftest import Fairsub, one_line
 
 BAD_SETTINGS = [
@@ -98,6 +101,23 @@ def test_a_number_too_large_for_the_database_is_bad_input(fairsub: Fairsub) -> N
     code, _, err = fairsub("cases", "resolve", "9" * 23, "--refund", "--note", "a typo")
     assert code == 2
     assert "too large" in one_line(err)
+
+
+def test_a_gateway_that_does_not_answer_is_said_in_one_line_not_as_a_difference(
+    fairsub: Fairsub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Exit 1 from reconcile means "the ledgers differ": an unreachable gateway is not that.
+    assert fairsub("db", "upgrade")[0] == 0
+
+    def unreachable(_self: object) -> Iterator[object]:
+        raise GatewayUnavailable("Stripe could not be reached.")
+
+    monkeypatch.setattr(SandboxGateway, "ledger", unreachable)
+    code, out, err = fairsub("billing", "reconcile")
+    assert (code, out) == (2, "")
+    assert one_line(err) == (
+        "fairsub: the payment gateway did not answer: Stripe could not be reached. Try again later."
+    )
 
 
 USAGE_ERRORS = [

@@ -32,16 +32,25 @@ def run(batch: Batch = 200, in_flight: InFlight = 8) -> None:
         with container.uows().read() as uow:
             due = uow.billing.due_count(container.clock.now())
         heap.settle()
-        with progress("Renewing", TimeElapsedColumn()) as bar:
+        # SIGTERM as Ctrl-C: the run unwinds (its connections closed) instead of dying on the
+        # spot, and either way the operator is told where that leaves things.
+        with sigterm_as_ctrl_c(), progress("Renewing", TimeElapsedColumn()) as bar:
             task = bar.add_task("renew", total=due or None)
-            summary = billing_service.run(
-                container.uows,
-                container.gateway,
-                container.clock,
-                batch=batch,
-                in_flight=in_flight,
-                progress=lambda n: bar.advance(task, n),
-            )
+            try:
+                summary = billing_service.run(
+                    container.uows,
+                    container.gateway,
+                    container.clock,
+                    batch=batch,
+                    in_flight=in_flight,
+                    progress=lambda n: bar.advance(task, n),
+                )
+            except KeyboardInterrupt:
+                fail(
+                    "billing run stopped before the end; what it did is recorded, and the next "
+                    "run (or the worker) asks the gateway about charges left without an answer",
+                    code=130,
+                )
         table = Table(title="Billing run", show_header=True)
         for name in ("charged", "declined", "unknown", "skipped", "settled", "expired"):
             table.add_column(name, justify="right")

@@ -51,7 +51,13 @@ def _upgrade(container: Container) -> None:
     migrate.upgrade(container.engine)
     after = migrate.current_revision(container.engine)
     state = "already at" if before == after else f"upgraded from {before or 'empty'} to"
-    out.print(f"Database {state} revision {after}.")
+    out.print(f"Database {state} revision {after}: {_named(container)}", highlight=False)
+
+
+def _named(container: Container) -> str:
+    """Which database, its password hidden: a shell without FAIRSUB_DATABASE_URL (or with it
+    empty) quietly uses SQLite in the data directory, and this is where that shows."""
+    return container.engine.url.render_as_string(hide_password=True)
 
 
 @db_app.command("upgrade")
@@ -68,7 +74,8 @@ def db_current() -> None:
 
     with opened() as container:
         current = migrate.current_revision(container.engine)
-        out.print(f"{current or 'empty'} (newest: {migrate.head_revision(container.engine)})")
+        newest = migrate.head_revision(container.engine)
+        out.print(f"{current or 'empty'} (newest: {newest}): {_named(container)}", highlight=False)
 
 
 def _seed(container: Container) -> bool:
