@@ -11,6 +11,7 @@ from fairsub.services.ports import (
     ChargeResult,
     EmailMessage,
     GatewayLedgerEntry,
+    GatewayRefusedCredentials,
     GatewayTimeout,
     GatewayUnavailable,
     RefundResult,
@@ -64,6 +65,18 @@ class FakeGateway:
         # refunds, then loses the answer (GatewayTimeout). Every key asked is kept.
         self.refunds_down: str | None = None
         self.refund_keys_asked: list[str] = []
+        # A revoked key: every charge and lookup is refused before anything happens; the
+        # keys sent meanwhile are kept.
+        self.credentials_revoked = False
+        self.keys_refused: list[str] = []
+
+    def _check_credentials(self, idempotency_key: str) -> None:
+        if self.credentials_revoked:
+            self.keys_refused.append(idempotency_key)
+            raise GatewayRefusedCredentials(
+                "The fake gateway refused the key; check FAIRSUB_FAKE_KEY.",
+                setting="FAIRSUB_FAKE_KEY",
+            )
 
     def store_card(self, card: CardDetails) -> StoredCard:
         behaviour = {"0002": "decline", "0119": "timeout"}.get(card.number[-4:], "ok")
@@ -78,6 +91,7 @@ class FakeGateway:
         self, idempotency_key: str, amount: Money, card_token: str, description: str
     ) -> ChargeResult:
         self.calls += 1
+        self._check_credentials(idempotency_key)
         if card_token.startswith("tok_down"):
             raise GatewayUnavailable("down")
         if idempotency_key in self.charges:
@@ -96,6 +110,7 @@ class FakeGateway:
         return result
 
     def lookup_charge(self, idempotency_key: str) -> ChargeResult | None:
+        self._check_credentials(idempotency_key)
         return self.charges.get(idempotency_key)
 
     def refund(self, idempotency_key: str, charge_ref: str, amount: Money) -> RefundResult:

@@ -23,6 +23,10 @@ from fairsub.domain.errors import InvalidInput
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev"}
 LOG_LEVELS = ("debug", "info", "warning", "error")
+# What a written phone number may hold besides its digits; the contact checker takes a
+# number only from five digits on, so an official one with fewer could never match.
+PHONE_CHARACTERS = re.compile(r"[0-9 +\-().]+")
+PHONE_MIN_DIGITS = 5
 # The databases fairsub is built and tested on, and the drivers it ships with.
 DATABASES = {("sqlite", "pysqlite"), ("postgresql", "psycopg")}
 DATABASE_EXAMPLES = "sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST/DBNAME"
@@ -214,6 +218,46 @@ class Settings(BaseSettings):
         except InvalidInput:
             raise ValueError(f"has no email address in it; give one, {example}") from None
         return value.strip()
+
+    @field_validator("official_emails")
+    @classmethod
+    def _official_emails_are_addresses(cls, value: list[str]) -> list[str]:
+        for number, address in enumerate(value, 1):
+            try:
+                normalize_email(address)
+            except InvalidInput:
+                raise ValueError(
+                    f"entry {number} is not an email address; give a JSON list of addresses, "
+                    'e.g. ["support@larkspur.example"]'
+                ) from None
+        return [address.strip() for address in value]
+
+    @field_validator("official_phones")
+    @classmethod
+    def _official_phones_are_numbers(cls, value: list[str]) -> list[str]:
+        for number, phone in enumerate(value, 1):
+            digits = sum(ch.isdigit() for ch in phone)
+            if not PHONE_CHARACTERS.fullmatch(phone.strip()) or digits < PHONE_MIN_DIGITS:
+                raise ValueError(
+                    f"entry {number} is not a phone number; give a JSON list of "
+                    f"numbers of {PHONE_MIN_DIGITS}+ digits, written with only digits, spaces, "
+                    '+, -, parentheses and dots, e.g. ["+00 0000 0000"]'
+                )
+        return [phone.strip() for phone in value]
+
+    @field_validator("stripe_api_key")
+    @classmethod
+    def _stripe_secret_key(cls, value: str | None) -> str | None:
+        """Only a secret (sk_) or restricted (rk_) key can charge; a publishable key (pk_)
+        pasted in its place would fail every call. The key itself is never repeated."""
+        key = (value or "").strip()
+        if key and not key.startswith(("sk_", "rk_")):
+            what = "a publishable key (pk_…)" if key.startswith("pk_") else "not a Stripe API key"
+            raise ValueError(
+                f"is {what}; give the secret key (sk_…) or a restricted key (rk_…) "
+                "from the API keys page of your Stripe dashboard"
+            )
+        return key or None
 
     @field_validator("smtp_port")
     @classmethod

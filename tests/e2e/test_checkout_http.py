@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 
 from fairsub.adapters.db.tables import consents, subscriptions
 from fairsub.adapters.payments.sandbox import SandboxGateway
+from fairsub.adapters.payments.stripe import StripeGateway
 from fairsub.bootstrap import Container
 from fairsub.entrypoints.relay_process import Relay
 from fairsub.entrypoints.web.app import create_app
@@ -23,6 +24,7 @@ from tests.builders import Demo, seeded
 from tests.conftest import make_container
 from tests.e2e.test_portal_http import csrf, sign_in
 from tests.fakes import FakeClock, FakeMailer
+from tests.integration.stripe_fake import FakeStripe
 
 SAM = "sam@example.com"
 
@@ -183,6 +185,30 @@ def test_a_declined_card_shows_the_form_again_and_nothing_is_bought(shop) -> Non
     dashboard = client.get("/account").text
     assert "Not bought: payment declined" in dashboard  # listed, saying what happened
     assert count(container, subscriptions, status="expired") == 1
+
+
+def test_a_revoked_gateway_key_tells_the_customer_to_try_later_and_charges_nothing(
+    sqlite_url: str, tmp_path: Path, clock: FakeClock, mailer: FakeMailer
+) -> None:
+    fake = FakeStripe()
+    key = "sk_test_revoked51Hx"
+    gateway = StripeGateway(key, http_client=fake, clock=clock, max_network_retries=0)
+    container = make_container(sqlite_url, tmp_path, clock, mailer, gateway=gateway)
+    seeded(container)
+    fake.revoked_keys.add(key)  # then someone rolled the key in Stripe's dashboard
+    with TestClient(create_app(container, relay=Relay.OFF), follow_redirects=False) as client:
+        sign_in(client, SAM)
+        before = count(container, subscriptions)
+
+        response = client.post("/checkout", data=order_form(client, "antivirus-annual"))
+
+        assert response.status_code == 503
+        assert "Payments are not available right now. Nothing was charged" in response.text
+        assert "try again later" in response.text
+        assert "51Hx" not in response.text
+        assert count(container, subscriptions) == before and count(container, consents) == 0
+        assert fake.payment_intents == {}
+    container.close()
 
 
 def test_a_card_declined_at_checkout_is_not_offered_beside_the_card_that_pays(shop) -> None:  # type: ignore[no-untyped-def]

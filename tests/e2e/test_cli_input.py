@@ -8,13 +8,16 @@ real processes."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 
+from fairsub.adapters.payments import stripe as stripe_adapter
 from fairsub.adapters.payments.sandbox import SandboxGateway
 from fairsub.services.ports.payments import GatewayUnavailable
 from tests.e2e.conftest import Fairsub, one_line
+from tests.integration.stripe_fake import FakeStripe
 
 BAD_SETTINGS = [
     (
@@ -43,6 +46,17 @@ BAD_SETTINGS = [
     ("FAIRSUB_BASE_URL", "https://billing.example.com/portal", "FAIRSUB_BASE_URL must be"),
     ("FAIRSUB_VENDOR_NAME", "", "FAIRSUB_VENDOR_NAME is empty"),
     ("FAIRSUB_MAIL_FROM", "garbage", "FAIRSUB_MAIL_FROM has no email address in it"),
+    ("FAIRSUB_OFFICIAL_EMAILS", '["x"]', "FAIRSUB_OFFICIAL_EMAILS entry 1 is not an email"),
+    (
+        "FAIRSUB_OFFICIAL_EMAILS",
+        '["support@larkspur.example", "support at larkspur"]',
+        "FAIRSUB_OFFICIAL_EMAILS entry 2 is not an email address",
+    ),
+    ("FAIRSUB_OFFICIAL_PHONES", '["abc"]', "FAIRSUB_OFFICIAL_PHONES entry 1 is not a phone"),
+    ("FAIRSUB_OFFICIAL_PHONES", '["+00 0000 0000", "+"]', "FAIRSUB_OFFICIAL_PHONES entry 2"),
+    ("FAIRSUB_OFFICIAL_PHONES", '["+00 0000 x000"]', "FAIRSUB_OFFICIAL_PHONES entry 1"),
+    ("FAIRSUB_STRIPE_API_KEY", "pk_live_pasted", "FAIRSUB_STRIPE_API_KEY is a publishable key"),
+    ("FAIRSUB_STRIPE_API_KEY", "whsec_pasted", "FAIRSUB_STRIPE_API_KEY is not a Stripe API key"),
     (
         "FAIRSUB_ENV",
         "production",
@@ -120,6 +134,38 @@ def test_a_gateway_that_does_not_answer_is_said_in_one_line_not_as_a_difference(
     )
 
 
+def test_good_official_channels_are_taken(fairsub: Fairsub) -> None:
+    code, _, _ = fairsub(
+        "db",
+        "upgrade",
+        FAIRSUB_OFFICIAL_EMAILS='["help@larkspur.example"]',
+        FAIRSUB_OFFICIAL_PHONES='["+00 0000 0000", "(000) 000-0000", "00.00.00.00.00"]',
+    )
+    assert code == 0
+
+
+def test_a_revoked_stripe_key_is_a_setting_to_check_not_an_unexpected_error(
+    fairsub: Fairsub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert fairsub("db", "upgrade")[0] == 0
+    fake = FakeStripe()  # it takes sk_test_ keys only
+    monkeypatch.setattr(
+        stripe_adapter,
+        "StripeGateway",
+        partial(stripe_adapter.StripeGateway, http_client=fake, max_network_retries=0),
+    )
+    secret = "sk_live_revoked51HxSecretPart"
+    code, out, err = fairsub(
+        "billing", "reconcile", FAIRSUB_PAYMENT_GATEWAY="stripe", FAIRSUB_STRIPE_API_KEY=secret
+    )
+    assert (code, out) == (2, "")
+    assert one_line(err) == (
+        "fairsub: the payment gateway refused fairsub's credentials: Stripe refused the API "
+        "key (wrong or revoked); check FAIRSUB_STRIPE_API_KEY."
+    )
+    assert "51Hx" not in err
+
+
 USAGE_ERRORS = [
     (["clock", "advance", "--days", "-3"], "invalid value for '--days'", "fairsub clock advance"),
     (["clock", "advance", "--days", "3d"], "invalid value for '--days'", "fairsub clock advance"),
@@ -160,3 +206,32 @@ def test_a_negative_price_is_refused_for_what_it_is(fairsub: Fairsub) -> None:
     huge = fairsub(*announce, "9" * 23, "--effective", "2030-01-01")
     assert huge[0] == 2
     assert "at most" in one_line(huge[2])
+
+
+def test_a_billing_run_with_a_revoked_stripe_key_says_so_and_leaves_the_charges_for_later(
+    fairsub: Fairsub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAIRSUB_CLOCK", "test")
+    assert fairsub("db", "upgrade")[0] == 0
+    assert fairsub("seed-demo")[0] == 0  # cards from the sandbox: Stripe never gets that far
+    assert fairsub("clock", "set", "2099-01-01")[0] == 0
+    fake = FakeStripe()
+    monkeypatch.setattr(
+        stripe_adapter,
+        "StripeGateway",
+        partial(stripe_adapter.StripeGateway, http_client=fake, max_network_retries=0),
+    )
+    stripe_env = {"FAIRSUB_PAYMENT_GATEWAY": "stripe", "FAIRSUB_STRIPE_API_KEY": "rk_live_x"}
+
+    code, _, err = fairsub("billing", "run", **stripe_env)
+
+    assert code == 2
+    assert one_line(err).startswith(
+        "fairsub: the payment gateway refused fairsub's credentials: Stripe refused the API key"
+    )
+    assert "the next run sends those charges again under the same keys" in one_line(err)
+    # The first refusal stops the rest being sent: only those already in flight (8) were.
+    assert 1 <= len(fake.requests) <= 8
+    code, out, _ = fairsub("billing", "review")  # no outcome recorded: left for the janitor
+    assert code == 0
+    assert out.count(" unknown ") == 4

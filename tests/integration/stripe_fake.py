@@ -94,6 +94,7 @@ class FakeStripe(stripe.HTTPClient):
         super().__init__()
         self.page_size = page_size
         self.search_lag = False
+        self.revoked_keys: set[str] = set()  # refused as a wrong key (401) from now on
         self.customers: dict[str, Body] = {}
         self.payment_methods: dict[str, Body] = {}
         self.payment_intents: dict[str, Body] = {}
@@ -155,7 +156,8 @@ class FakeStripe(stripe.HTTPClient):
         fault = self._take_fault(f"{method.upper()} {parts.path}")
         if fault is not None and not fault.after_processing:
             return self._fail(fault)
-        if not headers.get("Authorization", "").startswith("Bearer sk_test_"):
+        key_used = headers.get("Authorization", "").removeprefix("Bearer ")
+        if not key_used.startswith("sk_test_") or key_used in self.revoked_keys:
             return (*error(401, "invalid_request_error", "Invalid API Key provided"), False)
         key = headers.get("Idempotency-Key") if method == "post" else None
         replayed = False

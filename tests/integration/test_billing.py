@@ -236,6 +236,45 @@ def test_timeout_after_charging_is_settled_by_asking_not_by_charging_again(
     assert reconcile.reconcile(container.uows, container.gateway)[1] == []
 
 
+def test_a_refused_api_key_records_no_outcome_and_the_same_key_is_charged_once_fixed(
+    container: Container, clock: FakeClock
+) -> None:
+    data = seeded(container)
+    only(container, data.monthly)
+    gateway = gateway_of(container)
+    gateway.credentials_revoked = True
+    clock.set(data.monthly.period.end + timedelta(minutes=1))
+
+    first = run(container)
+
+    assert first.credentials_refused == "The fake gateway refused the key; check FAIRSUB_FAKE_KEY."
+    assert (first.charged, first.declined, first.unknown) == (0, 0, 1)  # no outcome recorded
+    assert gateway.charges == {}
+    with container.engine.connect() as connection:
+        [(key, state, declined)] = connection.execute(
+            select(
+                payment_attempts.c.idempotency_key,
+                payment_attempts.c.status,
+                payment_attempts.c.decline_reason,
+            )
+        ).all()
+    assert (state, declined) == ("unknown", None)
+    assert status(container, data, "monthly").period == data.monthly.period
+
+    still = run(container)  # still revoked: the janitor asks, is refused, and moves on
+    assert (still.settled, still.charged, still.declined) == (0, 0, 0)
+    assert still.credentials_refused is not None
+    assert set(gateway.keys_refused) == {key}  # never a new key
+
+    gateway.credentials_revoked = False  # the operator fixed the setting
+    fixed = run(container)
+
+    assert (fixed.settled, fixed.charged, fixed.credentials_refused) == (1, 1, None)
+    assert list(gateway.charges) == [key]
+    assert rows(container, payment_attempts) == 1
+    assert status(container, data, "monthly").period.start == data.monthly.period.end
+
+
 def test_a_worker_that_died_after_claiming_is_finished_by_the_janitor(
     container: Container, clock: FakeClock
 ) -> None:

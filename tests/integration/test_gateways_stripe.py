@@ -10,7 +10,12 @@ from fairsub.adapters.payments import stripe as adapter_module
 from fairsub.adapters.payments.stripe import StripeGateway
 from fairsub.domain.errors import InvalidInput
 from fairsub.domain.money import Money
-from fairsub.services.ports import CardDetails, GatewayTimeout, GatewayUnavailable
+from fairsub.services.ports import (
+    CardDetails,
+    GatewayRefusedCredentials,
+    GatewayTimeout,
+    GatewayUnavailable,
+)
 from tests.fakes import FakeClock
 from tests.integration.stripe_fake import FakeStripe
 
@@ -217,3 +222,40 @@ def test_the_ledger_shows_what_was_done_outside_fairsub_with_an_empty_key(
     dashboard.v1.refunds.create(params={"payment_intent": ref, "amount": 250})
     entries = {(e.kind, e.idempotency_key, e.amount) for e in gateway.ledger()}
     assert entries == {("charge", "k", eur(1000)), ("refund", "", eur(250))}
+
+
+@pytest.mark.parametrize("call", ["store_card", "charge", "lookup_charge", "ledger"])
+def test_a_wrong_or_revoked_key_is_a_setting_to_fix_never_an_outcome(
+    fake: FakeStripe, call: str
+) -> None:
+    revoked = StripeGateway(
+        "rk_test_revoked51Hx", http_client=fake, clock=FakeClock(), max_network_retries=0
+    )
+    calls = {
+        "store_card": lambda: revoked.store_card(VISA),
+        "charge": lambda: revoked.charge("k", eur(1000), "pm_card_visa", "Pro"),
+        "lookup_charge": lambda: revoked.lookup_charge("k"),
+        "ledger": lambda: list(revoked.ledger()),
+    }
+    with pytest.raises(GatewayRefusedCredentials) as refused:
+        calls[call]()
+    # Nothing happened, so it is "unavailable" to every caller: same key, later, no outcome.
+    assert isinstance(refused.value, GatewayUnavailable)
+    assert not isinstance(refused.value, GatewayTimeout)
+    assert refused.value.setting == "FAIRSUB_STRIPE_API_KEY"
+    assert str(refused.value) == (
+        "Stripe refused the API key (wrong or revoked); check FAIRSUB_STRIPE_API_KEY."
+    )
+    assert "51Hx" not in str(refused.value)
+    assert fake.payment_intents == {}
+
+
+def test_a_key_without_permission_refused_on_the_charge_itself_is_not_an_unknown_outcome(
+    gateway: StripeGateway, fake: FakeStripe
+) -> None:
+    token = gateway.store_card(VISA).token
+    fake.fail_next(403, on=CREATE)  # a restricted key: search allowed, payments not
+    with pytest.raises(GatewayRefusedCredentials, match="lacks a permission") as refused:
+        gateway.charge("k", eur(1000), token, "Pro")
+    assert "FAIRSUB_STRIPE_API_KEY" in str(refused.value)
+    assert fake.payment_intents == {}

@@ -63,6 +63,8 @@ class Worker:
         while not self._stop.is_set():
             try:
                 summary = self.run_once()
+                if summary.credentials_refused:  # one line a pass: a setting to fix
+                    log.error("gateway_credentials_refused", reason=summary.credentials_refused)
                 if summary.charged or summary.declined or summary.unknown or summary.expired:
                     log.info(
                         "billing_pass",

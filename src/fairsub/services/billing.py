@@ -42,7 +42,7 @@ from fairsub.services.billing_outcomes import (
     RunSummary,
     record_outcomes,
 )
-from fairsub.services.billing_stages import Work, charging, recording
+from fairsub.services.billing_stages import CredentialsFuse, Work, charging, recording
 from fairsub.services.ports import (
     Clock,
     DueRenewal,
@@ -337,12 +337,17 @@ def run(
     policy: DunningPolicy | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> RunSummary:
-    """One full pass: settle lost answers, charge what is due, end what will not renew."""
-    summary = settle_unknown(uows, gateway, clock, policy=policy)
+    """One full pass: settle lost answers, charge what is due, end what will not renew.
+
+    A gateway that refuses our credentials leaves its charges unanswered, for the janitor
+    to resend under the same keys, and the summary says so (credentials_refused)."""
+    fuse = CredentialsFuse(gateway)
+    summary = settle_unknown(uows, fuse, clock, policy=policy)
     summary.add(
         renew_due(
-            uows, gateway, clock, batch=batch, in_flight=in_flight, policy=policy, progress=progress
+            uows, fuse, clock, batch=batch, in_flight=in_flight, policy=policy, progress=progress
         )
     )
     summary.expired += expire_ended(uows, clock, policy=policy)
+    summary.credentials_refused = str(fuse.refused) if fuse.refused else None
     return summary

@@ -60,10 +60,14 @@ class RunSummary:
     expired: int = 0
     reminded: int = 0
     details: list[str] = field(default_factory=list)
+    # Why the gateway refused our credentials, if it did: the charges it refused are left
+    # unanswered, as for an unavailable gateway, and this says it is a setting to fix.
+    credentials_refused: str | None = None
 
     def add(self, other: RunSummary) -> None:
         for name in ("charged", "declined", "unknown", "skipped", "settled", "expired", "reminded"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.credentials_refused = self.credentials_refused or other.credentials_refused
 
 
 @dataclass

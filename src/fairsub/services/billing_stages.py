@@ -15,8 +15,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from fairsub.domain.billing import PaymentAttempt
+from fairsub.domain.money import Money
 from fairsub.services.billing_outcomes import Claimed, Outcome, RunSummary
-from fairsub.services.ports import GatewayTimeout, GatewayUnavailable, PaymentGateway
+from fairsub.services.ports import (
+    CardDetails,
+    ChargeResult,
+    GatewayLedgerEntry,
+    GatewayRefusedCredentials,
+    GatewayTimeout,
+    GatewayUnavailable,
+    PaymentGateway,
+    RefundResult,
+    StoredCard,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +46,53 @@ def charge_attempt(gateway: PaymentGateway, attempt: PaymentAttempt, what: str) 
         return gateway.charge(attempt.idempotency_key, attempt.amount, attempt.payment_token, what)
     except (GatewayTimeout, GatewayUnavailable):
         return None
+
+
+class CredentialsFuse:
+    """A gateway for one run that, once it has refused our credentials, refuses every later
+    call the same way without sending it: a bad key does not mend itself mid-run, and a
+    thousand requests with it would only get the account rate-limited. The refused calls
+    are GatewayUnavailable to their callers, so charges are left for the janitor under the
+    same keys; `refused` keeps the first refusal for the run to report."""
+
+    def __init__(self, gateway: PaymentGateway) -> None:
+        self._gateway = gateway
+        self.name = gateway.name
+        self.refused: GatewayRefusedCredentials | None = None
+
+    def _guard(self) -> None:
+        if self.refused is not None:  # a fresh one: calls on other threads may raise it too
+            raise GatewayRefusedCredentials(str(self.refused), setting=self.refused.setting)
+
+    def _note(self, error: GatewayRefusedCredentials) -> None:
+        self.refused = self.refused or error
+
+    def charge(
+        self, idempotency_key: str, amount: Money, card_token: str, description: str
+    ) -> ChargeResult:
+        self._guard()
+        try:
+            return self._gateway.charge(idempotency_key, amount, card_token, description)
+        except GatewayRefusedCredentials as error:
+            self._note(error)
+            raise
+
+    def lookup_charge(self, idempotency_key: str) -> ChargeResult | None:
+        self._guard()
+        try:
+            return self._gateway.lookup_charge(idempotency_key)
+        except GatewayRefusedCredentials as error:
+            self._note(error)
+            raise
+
+    def store_card(self, card: CardDetails) -> StoredCard:
+        return self._gateway.store_card(card)
+
+    def refund(self, idempotency_key: str, charge_ref: str, amount: Money) -> RefundResult:
+        return self._gateway.refund(idempotency_key, charge_ref, amount)
+
+    def ledger(self) -> Iterator[GatewayLedgerEntry]:
+        return self._gateway.ledger()
 
 
 def charge(gateway: PaymentGateway, item: Work) -> Outcome:

@@ -9,6 +9,7 @@ the next lease: delivery is at least once, with a stable Message-ID for the dupl
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -25,6 +26,10 @@ log = structlog.get_logger(__name__)
 
 LEASE = timedelta(minutes=2)
 MAX_BACKOFF = timedelta(hours=1)
+# A pass that fails as a whole (the database is down, say) waits twice as long after each
+# failure in a row, up to this many seconds, and logs one line a wait rather than a
+# traceback a second.
+RELAY_BACKOFF_CAP = 60.0
 
 
 def backoff(attempts: int) -> timedelta:
@@ -122,18 +127,47 @@ class OutboxRelay:
     def nudge(self) -> None:
         self._wake.set()
 
-    def serve(self, wait: Callable[[float], bool], interval: float) -> None:
+    def serve(
+        self,
+        wait: Callable[[float], bool],
+        interval: float,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         """Send batches until `wait` says stop. After a batch, `wait(seconds)` waits that
         long or until woken (new email committed) and returns False to stop. With a backlog
-        the next batch goes at once; `wait(0)` still gets the chance to stop it."""
+        the next batch goes at once; `wait(0)` still gets the chance to stop it.
+
+        A pass that fails (the database is down, say) backs off: it waits `interval`, then
+        twice as long after each failure in a row, up to RELAY_BACKOFF_CAP seconds, and a
+        wake-up meanwhile does not cut the wait short (every commit would otherwise bring
+        the next failure at once). The first failure is logged with its traceback, later
+        ones in one line each, saying when the relay tries again; a success ends it."""
+        failures = 0
         while True:
-            backlog = False
             try:
                 result = self.run_once()
-            except Exception:
-                log.exception("outbox_relay_error")
-            else:
-                backlog = result.sent + result.failed >= self._batch
+            except Exception as error:
+                failures += 1
+                delay = min(max(interval, 1.0) * 2 ** (failures - 1), RELAY_BACKOFF_CAP)
+                if failures == 1:
+                    log.exception("outbox_relay_error", retry_in_s=delay)
+                else:
+                    log.warning(
+                        "outbox_relay_still_failing",
+                        failures=failures,
+                        error=f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}",
+                        retry_in_s=delay,
+                    )
+                deadline = monotonic() + delay
+                while (left := deadline - monotonic()) > 0:
+                    if not wait(left):
+                        return
+                continue
+            if failures:
+                log.info("outbox_relay_recovered", failures=failures)
+                failures = 0
+            backlog = result.sent + result.failed >= self._batch
             if not wait(0 if backlog else interval):
                 return
 

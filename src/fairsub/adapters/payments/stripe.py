@@ -18,8 +18,14 @@
   generic decline). Rate limits, and 5xx or lost connections on reads, raise
   GatewayUnavailable. A lost connection or 5xx while creating a charge or refund raises
   GatewayTimeout, because Stripe documents a 5xx as "outcome unknown": ask lookup_charge.
-  A key reused with different parameters raises InvalidInput. Anything else (a bad API key,
-  a malformed request) is a bug or a configuration error and propagates as the SDK raised it.
+  A key reused with different parameters raises InvalidInput. A wrong, revoked or restricted
+  API key (Stripe's 401 AuthenticationError or 403 PermissionError, on any call) raises
+  GatewayRefusedCredentials naming FAIRSUB_STRIPE_API_KEY, never the key: Stripe did nothing,
+  so it is a GatewayUnavailable (the caller keeps the idempotency key and tries again later,
+  records no outcome) and not a decline, whose ChargeResult would end the attempt, nor a
+  GatewayTimeout, whose outcome would be unknown; its own class lets the command line and
+  the portal say it is a setting to fix. Anything else (a malformed request) is a bug and
+  propagates as the SDK raised it.
 - amounts: Money's minor units, except ISK, which Stripe still counts in hundredths
   (whole krónur, times 100). Stripe wants three-decimal amounts (KWD, BHD, JOD, OMR, TND)
   to end in 0; others are refused with InvalidInput before anything is sent.
@@ -47,6 +53,7 @@ from fairsub.services.ports import (
     ChargeResult,
     Clock,
     GatewayLedgerEntry,
+    GatewayRefusedCredentials,
     GatewayTimeout,
     GatewayUnavailable,
     RefundResult,
@@ -245,6 +252,16 @@ def _translated(*, mutating: bool) -> Iterator[None]:
     """Stripe's failures in the port's terms. `mutating`: a create whose outcome matters."""
     try:
         yield
+    except (stripe.AuthenticationError, stripe.PermissionError) as error:
+        # Stripe's own message may quote part of the key: it stays in the cause, unshown.
+        what = (
+            "refused the API key (wrong or revoked)"
+            if isinstance(error, stripe.AuthenticationError)
+            else "says the API key lacks a permission fairsub needs (a restricted key?)"
+        )
+        raise GatewayRefusedCredentials(
+            f"Stripe {what}; check FAIRSUB_STRIPE_API_KEY.", setting="FAIRSUB_STRIPE_API_KEY"
+        ) from error
     except stripe.IdempotencyError as error:
         raise InvalidInput(
             "This idempotency key was already used for a different request."

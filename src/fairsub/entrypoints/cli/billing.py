@@ -61,6 +61,12 @@ def run(batch: Batch = 200, in_flight: InFlight = 8) -> None:
             )
         )
         out.print(table)
+        if summary.credentials_refused:
+            fail(
+                "the payment gateway refused fairsub's credentials: "
+                f"{summary.credentials_refused} Nothing was charged for what it refused; the "
+                "next run sends those charges again under the same keys."
+            )
         if summary.unknown:
             out.print(
                 f"No answer yet for {counted(summary.unknown, 'charge')}; the next run asks "

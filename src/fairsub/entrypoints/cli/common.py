@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from fairsub.bootstrap import Container, bootstrap
 from fairsub.config import load_settings
 from fairsub.domain.errors import FairsubError
-from fairsub.services.ports.payments import GatewayUnavailable
+from fairsub.services.ports.payments import GatewayRefusedCredentials, GatewayUnavailable
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -90,6 +90,8 @@ def opened(**overrides: Any) -> Iterator[Container]:
                 "run `fairsub db upgrade` first"
             )
         fail(f"database error: {error.__class__.__name__}: {_first_line(error)}")
+    except GatewayRefusedCredentials as error:  # a setting to fix, not a wait
+        fail(f"the payment gateway refused fairsub's credentials: {error}")
     except GatewayUnavailable as error:  # like a database that does not answer: not a bug
         fail(f"the payment gateway did not answer: {error} Try again later.")
     except OverflowError as error:  # a number too big for the database's integers

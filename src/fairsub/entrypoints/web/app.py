@@ -38,6 +38,7 @@ from fairsub.entrypoints.web.routes import withdrawal as withdrawal_routes
 from fairsub.entrypoints.web.security import SECURITY_HEADERS, CookiePolicy
 from fairsub.entrypoints.web.threads import DbThreads
 from fairsub.entrypoints.worker import Worker
+from fairsub.services.ports import GatewayUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -92,6 +93,19 @@ def create_app(
             "error.html",
             error.status,
             message=error.message,
+            account=getattr(request.state, "account", None),
+        )
+
+    @app.exception_handler(GatewayUnavailable)
+    async def gateway_unavailable(request: Request, error: GatewayUnavailable) -> Response:
+        # A refused API key included: the customer can only wait, and the operator is told.
+        log.error("gateway_unavailable", path=request.url.path, reason=str(error))
+        return render(
+            request,
+            "error.html",
+            503,
+            message="Payments are not available right now. Nothing was charged and nothing "
+            "was changed; please try again later.",
             account=getattr(request.state, "account", None),
         )
 

@@ -13,6 +13,17 @@ class GatewayUnavailable(Exception):
     """The gateway refused before doing anything: safe to try again with the same key."""
 
 
+class GatewayRefusedCredentials(GatewayUnavailable):
+    """The gateway refused our credentials (a wrong, revoked or under-privileged key) before
+    doing anything. A configuration problem, not a decline and not an unknown outcome: like
+    any GatewayUnavailable, nothing is recorded as the charge's answer and the same key is
+    tried again later; unlike it, waiting will not help until an operator fixes `setting`."""
+
+    def __init__(self, message: str, *, setting: str) -> None:
+        super().__init__(message)
+        self.setting = setting
+
+
 class GatewayTimeout(Exception):
     """The answer was lost: the charge may or may not have happened. Ask with `lookup`."""
 
@@ -75,7 +86,8 @@ class PaymentGateway(Protocol):
         self, idempotency_key: str, amount: Money, card_token: str, description: str
     ) -> ChargeResult:
         """Charge once per key: the same key returns the first answer, never a second charge.
-        Raises GatewayUnavailable (nothing happened) or GatewayTimeout (unknown)."""
+        Raises GatewayUnavailable (nothing happened; GatewayRefusedCredentials when the
+        gateway refused our key) or GatewayTimeout (unknown)."""
         ...
 
     def lookup_charge(self, idempotency_key: str) -> ChargeResult | None:
