@@ -92,16 +92,9 @@ Record = Mapping[Any, Any]
 
 # Built once: the sandbox is on the hot path of every benchmark and demo renewal.
 _CHARGE_COLUMNS = (
-    "ref",
-    "idempotency_key",
-    "card_token",
-    "amount_minor",
-    "currency",
-    "succeeded",
-    "decline_reason",
-    "description",
-    "created_at",
-)
+    "ref", "idempotency_key", "card_token", "amount_minor", "currency", "succeeded",
+    "decline_reason", "description", "created_at",
+)  # fmt: skip
 _NEW_CHARGE = sqlite_insert(charges).on_conflict_do_nothing(index_elements=["idempotency_key"])
 _CHARGE_BY_KEY = select(charges).where(charges.c.idempotency_key == bindparam("b_key"))
 _CARD_BEHAVIOUR = select(cards.c.behaviour).where(cards.c.token == bindparam("b_token"))
