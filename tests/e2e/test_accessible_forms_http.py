@@ -233,3 +233,30 @@ def test_the_withdrawal_and_cancellation_forms_name_the_field_to_correct(
     for other in ("name", "email", "contract", "reason"):
         if other != at_fault:
             assert not html.invalid(other), other
+
+
+def test_an_expired_sign_in_form_keeps_the_email_and_blames_neither_field(portal) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = portal
+    page = client.post(
+        "/login", data={"csrf_token": "expired", "email": "demo@example.com", "password": "x"}
+    )
+
+    assert page.status_code == 403
+    html = Elements(page.text)
+    assert html.attrs["email"].get("value") == "demo@example.com"
+    assert not html.invalid("email") and not html.invalid("password")
+    # A wrong password, by contrast, is about what was typed in both.
+    wrong = client.post(
+        "/login",
+        data={"csrf_token": csrf(client, "/login"), "email": "demo@example.com", "password": "x"},
+    )
+    assert Elements(wrong.text).invalid("email") and Elements(wrong.text).invalid("password")
+
+
+def test_an_expired_password_reset_request_comes_back_with_the_email_kept(portal) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = portal
+    page = client.post("/password-reset", data={"csrf_token": "x", "email": "demo@example.com"})
+
+    assert page.status_code == 403
+    assert "Reset your password" in page.text and 'role="alert"' in page.text
+    assert Elements(page.text).attrs["email"].get("value") == "demo@example.com"

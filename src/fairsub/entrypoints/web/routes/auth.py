@@ -7,7 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
-from fairsub.domain.errors import AuthenticationFailed, FairsubError, TooManyAttempts
+from fairsub.domain.errors import (
+    AuthenticationFailed,
+    CsrfFailed,
+    FairsubError,
+    TooManyAttempts,
+)
 from fairsub.entrypoints.web.deps import ContainerDep, CsrfChecked, OptionalCustomer
 from fairsub.entrypoints.web.pages import render
 from fairsub.entrypoints.web.security import check_csrf, client_address
@@ -39,9 +44,15 @@ def login(
     next: Annotated[str, Form(max_length=500)] = "/account",
     csrf_token: Annotated[str | None, Form()] = None,
 ) -> Response:
-    def again(message: str, status: int) -> Response:
+    def again(message: str, status: int, *, fields_wrong: bool = True) -> Response:
         return render(
-            request, "login.html", status, error=message, email=email, next=_safe_next(next)
+            request,
+            "login.html",
+            status,
+            error=message,
+            fields_wrong=fields_wrong,
+            email=email,
+            next=_safe_next(next),
         )
 
     try:
@@ -59,6 +70,8 @@ def login(
         response = again(error.message, error.status)
         response.headers["Retry-After"] = str(error.retry_after_seconds)
         return response
+    except CsrfFailed as error:  # the form expired: nothing typed in it was wrong
+        return again(error.message, error.status, fields_wrong=False)
     except (AuthenticationFailed, FairsubError) as error:
         return again(error.message, error.status)
     response = RedirectResponse(_safe_next(next), status_code=303)
@@ -81,10 +94,19 @@ def reset_request_form(request: Request) -> Response:
     return render(request, "reset_request.html", email="")
 
 
-@router.post("/password-reset", dependencies=[CsrfChecked])
+@router.post("/password-reset")
 def reset_request(
-    request: Request, app: ContainerDep, email: Annotated[str, Form(max_length=320)] = ""
+    request: Request,
+    app: ContainerDep,
+    email: Annotated[str, Form(max_length=320)] = "",
+    csrf_token: Annotated[str | None, Form()] = None,
 ) -> Response:
+    try:
+        # Checked here rather than by CsrfChecked: an expired form comes back with the email
+        # still in it and the message, instead of as an error page.
+        check_csrf(app.secret_key, request.app.state.cookies.seed(request), csrf_token)
+    except CsrfFailed as error:
+        return render(request, "reset_request.html", error.status, error=error.message, email=email)
     accounts.request_password_reset(app.uows(), app.clock, email=email)
     # The same page whether or not the address has an account.
     return render(request, "reset_sent.html", email=email)
