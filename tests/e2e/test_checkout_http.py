@@ -53,6 +53,13 @@ def charges(bank: SandboxGateway) -> list[tuple[str, bool]]:
     return [(e.idempotency_key, e.succeeded) for e in bank.ledger() if e.kind == "charge"]
 
 
+def save_card(client: TestClient, number: str, expiry: str, cvc: str):  # type: ignore[no-untyped-def]
+    """Post the payment methods page's form, as a signed-in customer would."""
+    form = {"card_number": number, "expiry": expiry, "cvc": cvc}
+    path = "/account/payment-methods"
+    return client.post(path, data={"csrf_token": csrf(client, path), **form})
+
+
 def order_form(client: TestClient, plan: str, region: str = "US", **fields: str) -> dict[str, str]:
     page = client.get(f"/checkout?plan={plan}&region={region}")
     token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text)
@@ -441,15 +448,7 @@ def test_payment_methods_page_lists_cards_and_a_new_one_replaces_them(shop) -> N
     assert "Visa ending <strong>4242</strong>, expires 12/2030" in page
     assert '<a href="/account/payment-methods">Payment methods</a>' in page  # in the nav
 
-    added = client.post(
-        "/account/payment-methods",
-        data={
-            "csrf_token": csrf(client, "/account/payment-methods"),
-            "card_number": "5555 5555 5555 4444",
-            "expiry": "04/31",
-            "cvc": "321",
-        },
-    )
+    added = save_card(client, "5555 5555 5555 4444", "04/31", "321")
 
     assert added.status_code == 303
     after = client.get(added.headers["location"]).text
@@ -488,15 +487,7 @@ def test_a_new_card_says_a_failed_payment_is_tried_again_while_it_is(shop) -> No
         )
     sign_in(client)
 
-    added = client.post(
-        "/account/payment-methods",
-        data={
-            "csrf_token": csrf(client, "/account/payment-methods"),
-            "card_number": "4242 4242 4242 4242",
-            "expiry": "04/31",
-            "cvc": "321",
-        },
-    )
+    added = save_card(client, "4242 4242 4242 4242", "04/31", "321")
     page = client.get(added.headers["location"]).text
     assert "We will try the failed payment again with it within a few minutes" in page
 
@@ -513,15 +504,7 @@ def test_a_new_card_says_a_failed_payment_is_tried_again_while_it_is(shop) -> No
 def test_a_card_the_gateway_refuses_is_shown_with_a_message_and_not_stored(shop) -> None:  # type: ignore[no-untyped-def]
     client, _, _, _ = shop
     sign_in(client)
-    response = client.post(
-        "/account/payment-methods",
-        data={
-            "csrf_token": csrf(client, "/account/payment-methods"),
-            "card_number": "4242424242424242",
-            "expiry": "01/20",
-            "cvc": "123",
-        },
-    )
+    response = save_card(client, "4242424242424242", "01/20", "123")
     assert response.status_code == 422
     assert 'role="alert"' in response.text and "That card has expired" in response.text
     assert response.text.count("ending <strong>") == 1
