@@ -194,6 +194,27 @@ def test_decline_makes_it_past_due_retries_then_expires(
     assert rows(container, invoices, status="void") == 1
     container.relay.drain()
     assert sum("did not go through" in m.subject for m in mailer.sent) == 4
+    # And, once it has ended, the customer is told so, and that nothing is owed: once.
+    (ended,) = [m for m in mailer.sent if "has ended" in m.subject]
+    assert ended.subject == "Larkspur Antivirus has ended: we could not take the payment"
+    assert "You owe us nothing" in ended.text and "£4.49" in ended.text
+    assert run(container).expired == 0
+    container.relay.drain()
+    assert sum("has ended" in m.subject for m in mailer.sent) == 1
+
+
+def test_a_subscription_ended_by_its_own_turn_off_gets_no_ending_email(
+    container: Container, clock: FakeClock, mailer: FakeMailer
+) -> None:
+    data = seeded(container)
+    only(container, data.monthly)
+    turn_off(container, data.alex, data.monthly)
+    clock.set(data.monthly.period.end + timedelta(minutes=1))
+
+    assert run(container).expired >= 1
+    assert status(container, data, "monthly").status is Status.EXPIRED
+    container.relay.drain()
+    assert not [m for m in mailer.sent if "has ended" in m.subject]
 
 
 def test_a_declined_renewal_email_gives_the_reason_in_plain_words(

@@ -353,6 +353,19 @@ EVERY_EMAIL: dict[str, tuple[str, dict[str, object]]] = {
         {**WITHDRAWAL, "full_refund": False, "waived_full_refund": False},
     ),
     "withdrawal_received, trial": ("withdrawal_received", {**WITHDRAWAL, "trial": True}),
+    "subscription_ended": (
+        "subscription_ended",
+        {"ended_at": WHEN, "plans_path": "/plans", "statement_path": "/account/billing"},
+    ),
+    "subscription_ended, no amount": (
+        "subscription_ended",
+        {
+            "amount": None,
+            "ended_at": WHEN,
+            "plans_path": "/plans",
+            "statement_path": "/account/billing",
+        },
+    ),
 }
 
 

@@ -43,6 +43,7 @@ from fairsub.services.billing_outcomes import (
     record_outcomes,
 )
 from fairsub.services.billing_stages import CredentialsFuse, Work, charging, recording
+from fairsub.services.notifications import SUBSCRIPTION_ENDED, enqueue
 from fairsub.services.ports import (
     Clock,
     DueRenewal,
@@ -314,6 +315,23 @@ def _expire_one(uow: UnitOfWork, subscription_id: int, account_id: int, now: dat
     invoice = uow.billing.open_invoice_for(subscription_id)
     if invoice is not None:
         uow.billing.set_invoice_status(invoice.id, InvoiceStatus.VOID)
+    account = uow.accounts.get(account_id)
+    if before == Status.PAST_DUE.value and account is not None:
+        # Every retry failed and the grace is over: the customer was told it would end
+        # unless the card was updated, and is now told that it has, and that nothing is owed.
+        enqueue(
+            uow,
+            SUBSCRIPTION_ENDED,
+            account,
+            now,
+            dedupe_key=f"ended-unpaid:{subscription_id}",
+            product=subscription.product_name,
+            plan=subscription.plan_name,
+            amount=invoice.amount.plain() if invoice else None,
+            ended_at=now.isoformat(),
+            plans_path="/plans",
+            statement_path="/account/billing",
+        )
     audit.record(
         uow,
         actor=ACTOR,

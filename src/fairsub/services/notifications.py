@@ -28,6 +28,7 @@ CHARGE_CASE_REFUNDED = "charge_case_refunded"
 CHARGE_CASE_REJECTED = "charge_case_rejected"
 LAST_RENEWAL_DECLINED = "last_renewal_declined"  # lost race to a turn-off, then declined
 WITHDRAWAL_RECEIVED = "withdrawal_received"  # C25: the 14-day withdrawal, acknowledged
+SUBSCRIPTION_ENDED = "subscription_ended"  # dunning over: ended unpaid
 
 KINDS = frozenset(
     {
@@ -47,6 +48,7 @@ KINDS = frozenset(
         CHARGE_CASE_REJECTED,
         LAST_RENEWAL_DECLINED,
         WITHDRAWAL_RECEIVED,
+        SUBSCRIPTION_ENDED,
     }
 )
 

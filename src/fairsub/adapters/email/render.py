@@ -32,6 +32,7 @@ SUBJECTS = {
     "charge_case_rejected": "Case {reference}: the outcome of your question about a charge",
     "last_renewal_declined": "Nothing charged: {product} ended on {ends_at} ({reference})",
     "withdrawal_received": "We received your withdrawal from {product} — reference {reference}",
+    "subscription_ended": "{product} has ended: we could not take the payment",
 }
 
 
