@@ -315,8 +315,8 @@ def _expire_one(uow: UnitOfWork, subscription_id: int, account_id: int, now: dat
     invoice = uow.billing.open_invoice_for(subscription_id)
     if invoice is not None:
         uow.billing.set_invoice_status(invoice.id, InvoiceStatus.VOID)
-    account = uow.accounts.get(account_id)
-    if before == Status.PAST_DUE.value and account is not None:
+    account = uow.accounts.get(account_id) if before == Status.PAST_DUE.value else None
+    if account is not None:
         # Every retry failed and the grace is over: the customer was told it would end
         # unless the card was updated, and is now told that it has, and that nothing is owed.
         enqueue(

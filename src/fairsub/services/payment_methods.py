@@ -32,6 +32,11 @@ class Wallet:
     cards: list[CardOnFile]
     subscriptions: list[Subscription]  # direct ones still running: which card each is charged to
 
+    @property
+    def retrying(self) -> int:
+        """Past-due subscriptions a new card is tried on (add_card makes them due at once)."""
+        return sum(1 for s in self.subscriptions if s.status is Status.PAST_DUE and s.auto_renew)
+
 
 @dataclass(frozen=True, slots=True)
 class CardAdded:

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
 from fairsub.domain.errors import FairsubError, InvalidInput
-from fairsub.domain.subscriptions import Status
 from fairsub.entrypoints.web.deps import ContainerDep, CsrfChecked, CurrentCustomer
 from fairsub.entrypoints.web.pages import render
 from fairsub.services import payment_methods
@@ -52,14 +51,13 @@ def cards_page(
     the page states what is true, whatever a link it was reached by says."""
     found = payment_methods.wallet(app.uows, customer.id)
     card = next((c for c in found.cards if str(c.id) == added), None)
-    retrying = sum(1 for s in found.subscriptions if s.status is Status.PAST_DUE and s.auto_renew)
     return render(
         request,
         "payment_methods.html",
         account=customer,
         wallet=found,
         added=card,
-        retrying=retrying if card else 0,
+        retrying=found.retrying if card else 0,
     )
 
 
