@@ -13,6 +13,7 @@ class FairsubError(Exception):
 
     code = "fairsub_error"
     status = 400
+    field: str | None = None  # the form field to correct, when one is at fault
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -27,7 +28,7 @@ class InvalidInput(FairsubError):
 
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
-        self.field = field  # the form field to correct, when one is at fault
+        self.field = field
 
 
 class NotFound(FairsubError):

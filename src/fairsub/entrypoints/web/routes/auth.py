@@ -143,7 +143,7 @@ def reset(
             app.uows(), app.clock, app.hasher, token=token, new_password=password
         )
     except FairsubError as error:
-        field = getattr(error, "field", None)
+        field = error.field
         return render(
             request,
             "reset_form.html",

@@ -148,7 +148,7 @@ def create_account(
             region,
             error.status,
             account_error=error.message,
-            error_field=getattr(error, "field", None),
+            error_field=error.field,
             form={"email": email, "name": name},
         )
     response = RedirectResponse(_checkout_path(plan, region), 303)
@@ -215,7 +215,7 @@ def place_order(
             None,
             error.status,
             error=error.message,
-            error_field=getattr(error, "field", None),
+            error_field=error.field,
             form={
                 "expiry": expiry,
                 "renewal": renewal,

@@ -88,7 +88,7 @@ def add_card(
             account=customer,
             wallet=payment_methods.wallet(app.uows, customer.id),
             error=error.message,
-            error_field=getattr(error, "field", None),
+            error_field=error.field,
             form={"expiry": expiry},
             added=None,
             retrying=0,

@@ -114,7 +114,7 @@ def cancel(
             customer,
             error.status,
             error=message,
-            error_field=getattr(error, "field", None),
+            error_field=error.field,
             form=fields,
         )
         if isinstance(error, TooManyAttempts):

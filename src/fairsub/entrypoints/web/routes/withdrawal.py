@@ -142,7 +142,7 @@ def _receive(
             lang,
             error.status,
             error=text,
-            error_field=getattr(error, "field", None),
+            error_field=error.field,
             form=fields,
         )
         if isinstance(error, TooManyAttempts):
