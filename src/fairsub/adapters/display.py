@@ -65,6 +65,12 @@ def local_date(moment: datetime, timezone: str, locale: str, language: str = "en
 
 def local_datetime(moment: datetime, timezone: str, locale: str, language: str = "en") -> str:
     """'27 November 2026 at 14:03:09 GMT' style, with the zone spelled out."""
+    # To the second, as shown: requests and emails of the same second share the text.
+    return _long_datetime(moment.replace(microsecond=0), timezone, locale, language)
+
+
+@functools.lru_cache(maxsize=1024)
+def _long_datetime(moment: datetime, timezone: str, locale: str, language: str) -> str:
     local = moment.astimezone(ZoneInfo(timezone))
     babel = _babel_locale(locale, language)
     return format_datetime(local, "long", tzinfo=ZoneInfo(timezone), locale=babel)

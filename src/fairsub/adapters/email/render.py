@@ -98,6 +98,8 @@ class EmailRenderer:
             undefined=StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
+            # The templates ship with the package: no need to stat them before each email.
+            auto_reload=False,
         )
 
     def render(
