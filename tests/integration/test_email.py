@@ -6,8 +6,9 @@ import email
 import email.policy
 import re
 import smtplib
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -21,7 +22,7 @@ from fairsub.bootstrap import Container
 from fairsub.services.ports import EmailMessage as Outgoing
 from tests.builders import seeded, turn_off
 from tests.conftest import free_port, make_container
-from tests.fakes import FakeClock
+from tests.fakes import FakeClock, FakeMailer
 
 WRITTEN = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 
@@ -252,3 +253,47 @@ def test_when_the_server_ends_the_session_the_rest_go_over_a_new_one(smtp: SmtpS
     assert outcomes[:1] + outcomes[2:] == [None, None, None]
     assert [m["Subject"] for m in smtp.inbox.messages] == ["First", "Third", "Fourth"]
     assert smtp.inbox.sessions == 2
+
+
+class HeldMailer(FakeMailer):
+    """Holds its first batch until released, as a slow mail server holds a relay."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holding = threading.Event()
+        self.release = threading.Event()
+        self._first = True
+
+    def deliver(self, messages: Sequence[Outgoing]) -> list[Exception | None]:
+        if self._first:
+            self._first = False
+            self.holding.set()
+            self.release.wait(10)
+        return super().deliver(messages)
+
+
+def test_a_day_passing_while_the_relay_sends_does_not_send_its_email_twice(
+    db_url: str, tmp_path: Path, clock: FakeClock
+) -> None:
+    # The demo's "+1 day" runs the day's work, email included, while the relay thread may
+    # be sending: the leases it holds are counted in the clock's time and end at the jump.
+    mailer = HeldMailer()
+    container = make_container(db_url, tmp_path, clock, mailer)
+    try:
+        data = seeded(container)
+        turn_off(container, data.alex, data.annual)
+        sending = threading.Thread(target=container.relay.run_once)
+        sending.start()
+        assert mailer.holding.wait(10)
+        clock.advance(days=1)
+        days_work = threading.Thread(target=container.relay.run_once)
+        days_work.start()
+        time.sleep(0.3)  # long enough for the day's pass to take what it finds
+        mailer.release.set()
+        sending.join(10)
+        days_work.join(10)
+    finally:
+        container.close()
+    ids = [message.message_id for message in mailer.sent]
+    assert ids, "nothing was sent"
+    assert len(ids) == len(set(ids)), f"sent twice: {sorted(ids)}"

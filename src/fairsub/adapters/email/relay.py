@@ -4,6 +4,8 @@ Each email is leased with a conditional UPDATE before sending, so several relays
 server's and a worker's) never send the same row at once, and no transaction stays open
 while talking to the mail server. A crash after sending and before marking sends again on
 the next lease: delivery is at least once, with a stable Message-ID for the duplicate.
+Leases count in the clock's time, so the test clock's jumps end them: within a process,
+passes take turns (run_once).
 """
 
 from __future__ import annotations
@@ -56,6 +58,11 @@ class OutboxRelay:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # One pass at a time in this process. The relay thread and a worker's drain share
+        # this relay, and a lease is counted in the clock's time: when the test clock jumps
+        # a day (the demo's "+1 day"), the lease of email still being sent ends at once, and
+        # a second pass took that email too. The demo sent a renewal's email twice.
+        self._one_pass = threading.Lock()
 
     def _lease(self, now: datetime) -> list[PendingEmail]:
         with self._uows().write() as uow:
@@ -70,6 +77,10 @@ class OutboxRelay:
         in one transaction at the end, and what failed in another, so the relay takes the
         database's write lock at most three times a batch rather than once an email; a
         crash in between sends those again after the lease, under the same Message-ID."""
+        with self._one_pass:
+            return self._pass()
+
+    def _pass(self) -> RelayResult:
         leased = self._lease(self._clock.now())
         rendered: list[tuple[PendingEmail, EmailMessage]] = []
         failed: list[tuple[PendingEmail, Exception]] = []
