@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
+from fairsub.adapters.email.relay import LEASE, OutboxRelay
+from fairsub.adapters.email.render import EmailRenderer, Site
 from fairsub.adapters.email.smtp import SmtpMailer
 from fairsub.bootstrap import Container
 from fairsub.services.ports import EmailMessage as Outgoing
@@ -276,7 +278,8 @@ def test_a_day_passing_while_the_relay_sends_does_not_send_its_email_twice(
     db_url: str, tmp_path: Path, clock: FakeClock
 ) -> None:
     # The demo's "+1 day" runs the day's work, email included, while the relay thread may
-    # be sending: the leases it holds are counted in the clock's time and end at the jump.
+    # be sending: its lease must outlast the clock's jump (it did not when it counted in
+    # the clock's time).
     mailer = HeldMailer()
     container = make_container(db_url, tmp_path, clock, mailer)
     try:
@@ -297,3 +300,40 @@ def test_a_day_passing_while_the_relay_sends_does_not_send_its_email_twice(
     ids = [message.message_id for message in mailer.sent]
     assert ids, "nothing was sent"
     assert len(ids) == len(set(ids)), f"sent twice: {sorted(ids)}"
+
+
+class CrashingMailer(FakeMailer):
+    """Dies mid-send, as a relay process killed while talking to the mail server."""
+
+    def deliver(self, messages: Sequence[Outgoing]) -> list[Exception | None]:
+        raise SystemExit("killed mid-send")
+
+
+def test_email_leased_by_a_relay_that_died_goes_out_after_the_lease_in_real_time(
+    db_url: str, tmp_path: Path, clock: FakeClock
+) -> None:
+    container = make_container(db_url, tmp_path, clock, FakeMailer())
+    wall = FakeClock(datetime(2030, 1, 1, tzinfo=UTC))  # real time, apart from the test clock
+    site = Site(
+        base_url="http://fairsub.test",
+        vendor="Larkspur",
+        sender="Larkspur <billing@larkspur.example>",
+        message_domain="larkspur.example",
+    )
+
+    def relay(mailer: FakeMailer) -> OutboxRelay:
+        return OutboxRelay(container.uows, mailer, EmailRenderer(site), clock, wall=wall.now)
+
+    try:
+        data = seeded(container)
+        turn_off(container, data.alex, data.annual)
+        with pytest.raises(SystemExit):
+            relay(CrashingMailer()).run_once()
+        survivor = FakeMailer()
+        clock.advance(days=30)  # however far the test clock moves, the lease holds
+        assert relay(survivor).run_once().sent == 0
+        wall.advance(seconds=LEASE.total_seconds() + 1)
+        assert relay(survivor).drain().sent >= 1
+    finally:
+        container.close()
+    assert any("Auto-renew is off" in message.subject for message in survivor.sent)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -80,10 +80,16 @@ class SqlOutbox:
             _QUEUE.execute(self._c, [_row(m, at) for m in messages])
             self.added = True
 
-    def due(self, now: datetime, limit: int) -> list[PendingEmail]:
+    def due(self, now: datetime, limit: int, *, held_at: datetime) -> list[PendingEmail]:
+        """Unsent email due by `now` (the clock's time) that no relay holds at `held_at`
+        (real time)."""
         query = (
             select(outbox)
-            .where(outbox.c.sent_at.is_(None), outbox.c.next_attempt_at <= now)
+            .where(
+                outbox.c.sent_at.is_(None),
+                outbox.c.next_attempt_at <= now,
+                or_(outbox.c.leased_until.is_(None), outbox.c.leased_until <= held_at),
+            )
             .order_by(outbox.c.id)
             .limit(limit)
         )
@@ -95,11 +101,12 @@ class SqlOutbox:
         ]
 
     def lease(self, message_ids: Sequence[int], until: datetime) -> None:
-        """Keep other relays off these messages until then (the caller selected them in
-        this transaction: locked on PostgreSQL, the write lock held on SQLite)."""
+        """Keep other relays off these messages until then, in real time (the caller
+        selected them in this transaction: locked on PostgreSQL, the write lock held on
+        SQLite)."""
         if message_ids:
             self._c.execute(
-                update(outbox).where(outbox.c.id.in_(message_ids)).values(next_attempt_at=until)
+                update(outbox).where(outbox.c.id.in_(message_ids)).values(leased_until=until)
             )
 
     def mark_sent(self, message_ids: Sequence[int], at: datetime) -> None:
@@ -107,7 +114,9 @@ class SqlOutbox:
             self._c.execute(
                 update(outbox)
                 .where(outbox.c.id.in_(message_ids))
-                .values(sent_at=at, attempts=outbox.c.attempts + 1, last_error=None)
+                .values(
+                    sent_at=at, attempts=outbox.c.attempts + 1, last_error=None, leased_until=None
+                )
             )
 
     def mark_failed(self, message_id: int, error: str, retry_at: datetime) -> None:
@@ -115,7 +124,10 @@ class SqlOutbox:
             update(outbox)
             .where(outbox.c.id == message_id)
             .values(
-                attempts=outbox.c.attempts + 1, last_error=error[:1000], next_attempt_at=retry_at
+                attempts=outbox.c.attempts + 1,
+                last_error=error[:1000],
+                next_attempt_at=retry_at,
+                leased_until=None,
             )
         )
 

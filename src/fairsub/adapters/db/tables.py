@@ -197,6 +197,9 @@ outbox = Table(
     Column("next_attempt_at", UtcDateTime, nullable=False),
     Column("sent_at", UtcDateTime, nullable=True),
     Column("last_error", Text, nullable=True),
+    # A relay's hold on the email while it sends it, in real time: the test clock's jumps
+    # move next_attempt_at's time, and must not end a lease mid-send.
+    Column("leased_until", UtcDateTime, nullable=True),
     Index("ix_outbox_pending", "sent_at", "next_attempt_at"),
 )
 

@@ -4,8 +4,9 @@ Each email is leased with a conditional UPDATE before sending, so several relays
 server's and a worker's) never send the same row at once, and no transaction stays open
 while talking to the mail server. A crash after sending and before marking sends again on
 the next lease: delivery is at least once, with a stable Message-ID for the duplicate.
-Leases count in the clock's time, so the test clock's jumps end them: within a process,
-passes take turns (run_once).
+A lease counts in real time, whatever clock the email's due times follow: when it counted
+in the test clock's time, a day's jump ended it mid-send and a second relay sent the same
+email (the demo did, after "+30 days").
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
@@ -52,23 +53,23 @@ class OutboxRelay:
         renderer: EmailRenderer,
         clock: Clock,
         batch: int = 50,
+        *,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._uows, self._mailer, self._renderer = uows, mailer, renderer
         self._clock, self._batch = clock, batch
+        # Leases are about relays, which run in real time: `wall`, never the test clock.
+        self._wall = wall
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        # One pass at a time in this process. The relay thread and a worker's drain share
-        # this relay, and a lease is counted in the clock's time: when the test clock jumps
-        # a day (the demo's "+1 day"), the lease of email still being sent ends at once, and
-        # a second pass took that email too. The demo sent a renewal's email twice.
-        self._one_pass = threading.Lock()
 
     def _lease(self, now: datetime) -> list[PendingEmail]:
         with self._uows().write() as uow:
             box = SqlOutbox(uow.connection)
-            leased = box.due(now, self._batch)
-            box.lease([item.id for item in leased], now + LEASE)
+            held_at = self._wall()
+            leased = box.due(now, self._batch, held_at=held_at)
+            box.lease([item.id for item in leased], held_at + LEASE)
             uow.commit()
         return leased
 
@@ -77,10 +78,6 @@ class OutboxRelay:
         in one transaction at the end, and what failed in another, so the relay takes the
         database's write lock at most three times a batch rather than once an email; a
         crash in between sends those again after the lease, under the same Message-ID."""
-        with self._one_pass:
-            return self._pass()
-
-    def _pass(self) -> RelayResult:
         leased = self._lease(self._clock.now())
         rendered: list[tuple[PendingEmail, EmailMessage]] = []
         failed: list[tuple[PendingEmail, Exception]] = []
