@@ -6,9 +6,18 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import pytest
 from structlog.testing import capture_logs
 
 from fairsub.adapters.email.relay import RELAY_BACKOFF_CAP, OutboxRelay, RelayResult
+from fairsub.bootstrap import configure_logging
+
+
+@pytest.fixture(autouse=True)
+def info_logging() -> None:
+    """These tests read info lines, whatever level an earlier test left configured (the
+    browser tests' servers log warnings only): they passed or failed by the suite's order."""
+    configure_logging("info")
 
 
 class Down(Exception):
