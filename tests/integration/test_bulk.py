@@ -19,7 +19,9 @@ from fairsub.adapters.db.tables import outbox
 
 AT = datetime(2026, 11, 28, 9, 30, 15, 123456, tzinfo=UTC)
 # What queuing an email writes: every column but the id and those a send fills in.
-COLUMNS = tuple(c.name for c in outbox.c if c.name not in ("id", "sent_at", "last_error"))
+COLUMNS = tuple(
+    c.name for c in outbox.c if c.name not in ("id", "sent_at", "last_error", "leased_until")
+)
 QUEUE = inserting(
     outbox,
     COLUMNS,
