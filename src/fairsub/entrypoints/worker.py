@@ -7,6 +7,7 @@ Several workers may run against one PostgreSQL: every step claims its rows first
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 
 import structlog
@@ -86,13 +87,20 @@ class Worker:
         if self._thread is not None:
             self._thread.join(timeout=30)
 
-    def forever(self, *, mail_every: float = 1.0) -> None:
+    def forever(
+        self, *, mail_every: float = 1.0, running: Callable[[], None] = lambda: None
+    ) -> None:
         """Run in the foreground until interrupted (Ctrl-C or SIGTERM). The email relay runs
         beside the passes, looking for new email every `mail_every` seconds, so a portal
-        served with `--no-relay` still has its confirmations sent within a second or so."""
+        served with `--no-relay` still has its confirmations sent within a second or so.
+
+        `running` is called once the relay's thread is up: a stop that answers it (a
+        service manager's, a test's) cannot land in the middle of starting that thread,
+        which left it running unjoined while the database closed under it."""
         with sigterm_as_ctrl_c():
             self.container.relay.start(interval=mail_every)
             try:
+                running()
                 self._loop()
             except KeyboardInterrupt:
                 self._stop.set()

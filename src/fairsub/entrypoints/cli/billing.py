@@ -139,10 +139,13 @@ def worker(
                 f"reminders {summary.reminded}"
             )
             return
-        # Before the line saying it runs, so that a stop sent on reading it is a clean one.
+        # The line saying it runs comes once it does, so a stop sent on reading it is clean.
         with sigterm_as_ctrl_c(), suppress(KeyboardInterrupt):
-            out.print(f"fairsub worker: a pass every {interval:g} s. Stop with Ctrl-C.")
-            runner.forever()
+            runner.forever(
+                running=lambda: out.print(
+                    f"fairsub worker: a pass every {interval:g} s. Stop with Ctrl-C."
+                )
+            )
     out.print("fairsub worker stopped.")
 
 
