@@ -10,9 +10,11 @@ from typing import TypeVar
 from fairsub.bootstrap import Container
 from fairsub.domain.accounts import Account
 from fairsub.domain.billing import AttemptStatus, InvoiceKind, InvoiceStatus, idempotency_key
+from fairsub.domain.money import Money
 from fairsub.domain.periods import Period
+from fairsub.domain.refunding import RefundKind
 from fairsub.domain.subscriptions import Subscription
-from fairsub.services import demo, subscriptions
+from fairsub.services import demo, refunds, subscriptions
 
 T = TypeVar("T")
 
@@ -63,6 +65,28 @@ def turn_off(container: Container, account: Account, subscription: Subscription)
         actor=f"customer:{account.id}",
         channel="portal",
     )
+
+
+def refund_charge(
+    container: Container, account_id: int, attempt_id: int, amount: Money | None = None
+) -> None:
+    """Refund `amount` of a paid charge (all that is left of it by default), as a withdrawal
+    decided outside the portal."""
+    with container.uows().write() as uow:
+        paid = refunds.charge_by_id(uow, account_id, attempt_id)
+        assert paid is not None
+        refunds.request(
+            uow,
+            paid,
+            amount or paid.refundable,
+            kind=RefundKind.WITHDRAWAL,
+            reason="test",
+            reference=None,
+            actor="test",
+            channel="cli",
+            now=container.clock.now(),
+        )
+        uow.commit()
 
 
 def paid_history(container: Container, subscription: Subscription) -> None:

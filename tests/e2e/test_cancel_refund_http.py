@@ -16,13 +16,13 @@ from fairsub.adapters import display
 from fairsub.adapters.db.tables import cancellations, refunds
 from fairsub.bootstrap import Container
 from fairsub.domain.money import Money
-from fairsub.domain.refunding import ArrivalWindow, RefundKind
+from fairsub.domain.refunding import ArrivalWindow
 from fairsub.domain.subscriptions import PaymentMethodKind
 from fairsub.entrypoints.relay_process import Relay
 from fairsub.entrypoints.web.app import create_app
 from fairsub.services import refunds as refund_service
 from fairsub.services import subscriptions as subs
-from tests.builders import Demo, seeded
+from tests.builders import Demo, refund_charge, seeded
 from tests.conftest import make_container
 from tests.e2e.test_portal_http import csrf, sign_in
 from tests.e2e.test_statements_http import rows, text
@@ -225,30 +225,14 @@ def test_cancel_now_needs_the_csrf_token_and_the_own_subscription(portal: Portal
     assert count(container, refunds) == 0
 
 
-def test_a_receipt_refunded_in_part_says_how_much_in_the_readers_money(
-    portal: Portal, clock: FakeClock
-) -> None:
+def test_a_receipt_refunded_in_part_says_how_much_in_the_readers_money(portal: Portal) -> None:
     client, container, data = portal
     number, attempt_id = next(
         (line.invoice_number, line.attempt_id)
         for line in statement_lines(container, data)
         if line.subscription_id == data.annual.id and line.attempt_id is not None
     )
-    with container.uows().write() as uow:
-        paid = refund_service.charge_by_id(uow, data.alex.id, attempt_id)
-        assert paid is not None
-        refund_service.request(
-            uow,
-            paid,
-            Money(1000, "GBP"),
-            kind=RefundKind.WITHDRAWAL,
-            reason="goodwill",
-            reference=None,
-            actor="test",
-            channel="cli",
-            now=clock.now(),
-        )
-        uow.commit()
+    refund_charge(container, data.alex.id, attempt_id, Money(1000, "GBP"))
 
     receipt = text(client.get(f"/account/billing/receipts/{number}").text)
     assert "Paid, then £10.00 refunded" in receipt

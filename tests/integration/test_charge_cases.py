@@ -25,7 +25,7 @@ from fairsub.domain.subscriptions import Subscription
 from fairsub.services import billing, billing_stages, cases, refunds
 from fairsub.services import subscriptions as subs
 from fairsub.services.ports import RefundResult
-from tests.builders import Demo, seeded, turn_off
+from tests.builders import Demo, refund_charge, seeded, turn_off
 from tests.conftest import make_container
 from tests.fakes import FakeClock, FakeGateway, FakeMailer
 
@@ -404,21 +404,7 @@ def test_refunding_a_charge_with_nothing_left_is_refused_and_the_case_stays_open
     only(container, data.monthly)
     charge = renew(container, clock, data)
     case = ask(container, data, charge)
-    with container.uows().write() as uow:
-        paid = refunds.charge_by_id(uow, data.alex.id, charge.id)
-        assert paid is not None
-        refunds.request(
-            uow,
-            paid,
-            paid.refundable,
-            kind=RefundKind.WITHDRAWAL,
-            reason="test",
-            reference=None,
-            actor="test",
-            channel="cli",
-            now=clock.now(),
-        )
-        uow.commit()
+    refund_charge(container, data.alex.id, charge.id)
 
     with pytest.raises(NotAllowed, match="Nothing is left to refund"):
         decide(container, case.id, refund=True)
